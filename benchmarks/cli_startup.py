@@ -1,0 +1,52 @@
+"""CLI start-up time: median wall time of 10 runs of `lcbot user list` and `lcbot --help`.
+
+Run by hand from a checkout with lcbot installed:  python benchmarks/cli_startup.py
+Target (issue 2): ≤ 150 ms median on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RUNS = 10
+
+
+def median_ms(argv: list[str], cwd: Path) -> float:
+    times = []
+    for _ in range(RUNS + 1):  # one warm-up run, not counted
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    lcbot = shutil.which("lcbot") or str(Path(sys.executable).with_name("lcbot"))
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        subprocess.run([lcbot, "init", "--root", "alice"], cwd=cwd, check=True, capture_output=True)
+        for i in range(20):
+            subprocess.run(
+                [lcbot, "user", "add", f"user{i}", "--pri", "user"],
+                cwd=cwd,
+                check=True,
+                capture_output=True,
+            )
+        rows = [
+            ("python -c pass", [sys.executable, "-c", "pass"]),
+            ("lcbot user list (21 users)", [lcbot, "user", "list"]),
+            ("lcbot --help", [lcbot, "--help"]),
+        ]
+        print(f"median of {RUNS} runs, Python {sys.version.split()[0]}")
+        for label, argv in rows:
+            print(f"  {label:<28} {median_ms(argv, cwd):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

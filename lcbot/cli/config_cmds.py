@@ -1,0 +1,66 @@
+"""``lcbot init`` and ``lcbot config check``."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+
+from lcbot import config
+from lcbot.cli.common import ConfigOption, escape, stdout, sub_app
+from lcbot.users import check_identifier
+
+app = sub_app("Inspect the configuration.")
+
+
+def _default_root() -> str:
+    try:
+        return check_identifier(getpass.getuser(), "user name")
+    except Exception:
+        return "root"
+
+
+def init(
+    root: Annotated[
+        str | None,
+        typer.Option("--root", help="Name of the first root user (default: your login name)."),
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Write a starter lcbot.toml with one root user (never overwrites a file)."""
+    name = check_identifier(root or _default_root(), "user name")
+    path = config.locate(config_path)
+    raw = {
+        "bot": {"name": "lcbot", "transport": "auto", "data_dir": ".lcbot"},
+        "users": [{"name": name, "pri": "root"}],
+        "plugins": {"dirs": ["plugins"], "disable": []},
+    }
+    config.create(path, raw)
+    out = stdout()
+    out.print(f"wrote {escape(str(path))} with root user {escape(name)}")
+    out.print("next: lcbot user add NAME --pri admin|user, then lcbot run")
+
+
+@app.command("check")
+def check(config_path: ConfigOption = None) -> None:
+    """Validate lcbot.toml and print a short summary."""
+    cfg = config.load(config_path)
+    counts = {label: 0 for label in ("root", "admin", "user")}
+    for user in cfg.users:
+        counts[user.pri.label] += 1
+    bound = sum(1 for u in cfg.users if u.wxid)
+    out = stdout()
+    out.print(f"[green]ok[/] {escape(str(cfg.path))}")
+    out.print(f"  bot: {escape(cfg.bot.name)}, transport {cfg.bot.transport}")
+    out.print(f"  data_dir: {escape(str(cfg.bot.data_dir))}")
+    out.print(
+        f"  users: {len(cfg.users)} ({', '.join(f'{n} {k}' for k, n in counts.items())}; "
+        f"{bound} bound to WeChat)"
+    )
+    dirs = ", ".join(escape(str(d)) for d in cfg.plugins.dirs) or "none"
+    out.print(f"  plugin dirs: {dirs}")
+    if cfg.plugins.disable:
+        out.print(f"  disabled plugins: {escape(', '.join(cfg.plugins.disable))}")
+    if counts["root"] == 0:
+        out.print("  [yellow]warning:[/] no root user: nobody can run root commands")

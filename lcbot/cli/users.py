@@ -1,0 +1,87 @@
+"""``lcbot user ...``: add, remove, list and promote/demote users in lcbot.toml."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lcbot import config
+from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
+from lcbot.users import PRI_NAMES, Pri
+
+app = sub_app("Manage the users who may talk to the bot.")
+
+PriArgument = Annotated[
+    str, typer.Argument(help=f"Privilege: {', '.join(PRI_NAMES)}.", metavar="PRI")
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Allow removing or demoting the last root user.")
+]
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="User name (no spaces).", metavar="NAME")],
+    pri: Annotated[str, typer.Option("--pri", help="Privilege.", metavar="|".join(PRI_NAMES))],
+    wxid: Annotated[
+        str | None,
+        typer.Option("--wxid", help="WeChat contact id of the user, if known.", metavar="ID"),
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Add a user."""
+    level = Pri.parse(pri)
+    with config.edit(config_path) as raw:
+        from lcbot.users import add_user
+
+        user = add_user(raw, name, level, wxid)
+    stdout().print(f"added {escape(user.name)} ({user.pri.label})")
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="User to remove.", metavar="NAME")],
+    force: ForceOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Remove a user."""
+    from lcbot.users import remove_user
+
+    with config.edit(config_path) as raw:
+        user = remove_user(raw, name, force=force)
+    stdout().print(f"removed {escape(user.name)}")
+
+
+@app.command("set-pri")
+def set_pri(
+    name: Annotated[str, typer.Argument(help="User to change.", metavar="NAME")],
+    pri: PriArgument,
+    force: ForceOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Promote or demote a user."""
+    from lcbot.users import set_pri as set_user_pri
+
+    level = Pri.parse(pri)
+    with config.edit(config_path) as raw:
+        before, after = set_user_pri(raw, name, level, force=force)
+    stdout().print(f"{escape(after.name)}: {before.pri.label} → {after.pri.label}")
+
+
+@app.command("list")
+def list_users(json_output: JsonOption = False, config_path: ConfigOption = None) -> None:
+    """List users with their privilege and WeChat binding."""
+    cfg = config.load(config_path)
+    if json_output:
+        print_json([u.to_json() for u in cfg.users])
+        return
+    from rich.table import Table
+
+    table = Table("name", "privilege", "wxid", title=f"users in {cfg.path}", title_justify="left")
+    for user in cfg.users:
+        table.add_row(
+            escape(user.name), user.pri.label, escape(user.wxid or "") or "[dim]not bound[/]"
+        )
+    console = stdout()
+    console.print(table if cfg.users else f"no users in {cfg.path} (add one: lcbot user add)")

@@ -1,0 +1,286 @@
+"""lcbot.toml: find it, load and validate it, and save edits safely.
+
+* ``locate()``: ``--config``, then ``$LCBOT_CONFIG``, then ``./lcbot.toml``.
+* ``load()``: parse (errors name file, line and column) and validate into ``Config``.
+* ``edit()``: a context manager for read-modify-write under an exclusive lock shared by
+  every lcbot process; the new text is validated, then written atomically (temp file in
+  the same folder, fsync, ``os.replace``). If anything fails, the file is left untouched.
+
+The raw TOML document is kept in ``Config.raw`` so that sections and keys lcbot does not
+know survive a save. tomli-w does not write comments: saving keeps only ``HEADER``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcbot.errors import ConfigError
+from lcbot.users import User, parse_users
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_ENV = "LCBOT_CONFIG"
+DEFAULT_NAME = "lcbot.toml"
+TRANSPORTS = ("auto", "console", "wechaty")
+
+HEADER = (
+    "# lcbot configuration. Reference: the Configuration section of lcbot's README.\n"
+    "# `lcbot user ...` and other CLI edits rewrite this file and do not keep comments.\n\n"
+)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """``[bot]``."""
+
+    name: str = "lcbot"
+    transport: str = "auto"
+    data_dir: Path = Path(".lcbot")
+    workers: int = 8
+    slow_notice: float = 10.0
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """``[plugins]``: folders to load ``.py`` plugins from, and plugin names to skip."""
+
+    dirs: tuple[Path, ...] = ()
+    disable: tuple[str, ...] = ()
+
+
+@dataclass
+class Config:
+    """A validated lcbot.toml. Paths are absolute (relative ones are from the file's folder)."""
+
+    path: Path
+    raw: dict[str, Any] = field(default_factory=dict)
+    bot: BotSettings = field(default_factory=BotSettings)
+    users: list[User] = field(default_factory=list)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A raw top-level table (``{}`` when absent), for sections owned by plugins."""
+        value = self.raw.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: [{name}] must be a table")
+        return value
+
+
+def locate(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config path to use: the explicit one, then ``$LCBOT_CONFIG``, then ``./lcbot.toml``."""
+    chosen = explicit or os.environ.get(CONFIG_ENV) or DEFAULT_NAME
+    return Path(chosen).expanduser().absolute()
+
+
+def parse_text(text: str, path: Path) -> dict[str, Any]:
+    """Parse TOML text; a syntax error becomes a ConfigError naming file, line and column."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        if match:
+            line, col = int(match[1]), int(match[2])
+        else:  # "(at end of document)"
+            lines = text.split("\n")
+            line, col = len(lines), len(lines[-1]) + 1
+        reason = re.sub(r"\s*\(at [^)]*\)\s*$", "", message)
+        raise ConfigError(f"{path}:{line}:{col}: invalid TOML: {reason}") from None
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """Read and parse a config file without validating it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no configuration file at {path}; create one with `lcbot init` "
+            f"(or point --config / ${CONFIG_ENV} at yours)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return parse_text(text, path)
+
+
+def _table(raw: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return value
+
+
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str):
+    value = table.get(key, default)
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        value = None  # TOML booleans are ints in Python; never accept them as numbers
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}.{key}: expected {names}, got {table.get(key)!r}")
+    return value
+
+
+def _str_list(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key}: expected a list of texts, got {value!r}")
+    return tuple(value)
+
+
+def validate(raw: dict[str, Any], path: Path) -> Config:
+    """Check the sections lcbot knows and build a Config; ConfigError names the bad key."""
+    base = path.parent
+    bot = _table(raw, "bot", path)
+    where = f"{path}: bot"
+    transport = _get(bot, "transport", str, "auto", where)
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{where}.transport: expected one of {', '.join(TRANSPORTS)}")
+    workers = _get(bot, "workers", int, 8, where)
+    slow_notice = _get(bot, "slow_notice", (int, float), 10.0, where)
+    if workers < 1 or slow_notice < 0:
+        raise ConfigError(f"{where}: workers must be ≥ 1 and slow_notice ≥ 0")
+    bot_settings = BotSettings(
+        name=_get(bot, "name", str, "lcbot", where),
+        transport=transport,
+        data_dir=base / _get(bot, "data_dir", str, ".lcbot", where),
+        workers=workers,
+        slow_notice=float(slow_notice),
+    )
+    plugins = _table(raw, "plugins", path)
+    where = f"{path}: plugins"
+    plugin_settings = PluginSettings(
+        dirs=tuple(base / d for d in _str_list(plugins, "dirs", where))
+        if "dirs" in plugins
+        else (base / "plugins",),
+        disable=_str_list(plugins, "disable", where),
+    )
+    users = parse_users(raw.get("users"), str(path))
+    return Config(path=path, raw=raw, bot=bot_settings, users=users, plugins=plugin_settings)
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Locate, read and validate the configuration."""
+    path = locate(explicit)
+    return validate(read_raw(path), path)
+
+
+def _is_plain_table_array(value: Any) -> bool:
+    """A non-empty list of tables holding no nested tables: written as ``[[name]]`` blocks."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(t, dict) for t in value)
+        and not any(isinstance(v, dict | list) and _has_table(v) for t in value for v in t.values())
+    )
+
+
+def _has_table(value: Any) -> bool:
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list) and any(_has_table(v) for v in value)
+
+
+def _toml_key(key: str) -> str:
+    import json
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def render(raw: dict[str, Any]) -> str:
+    """The text that saving writes for a raw document.
+
+    tomli-w would write ``[[users]]`` as one inline array; small arrays of tables are
+    written as ``[[name]]`` blocks instead, in the document's key order, so the file stays
+    readable. ``tomllib.loads(render(raw)) == raw`` holds for any document.
+    """
+    import tomli_w
+
+    def is_block(v: Any) -> bool:
+        return isinstance(v, dict) or _is_plain_table_array(v)
+
+    top = {k: v for k, v in raw.items() if not is_block(v)}
+    chunks = [tomli_w.dumps(top)] if top else []
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            chunks.append(tomli_w.dumps({key: value}))
+        elif _is_plain_table_array(value):
+            chunks.extend(f"[[{_toml_key(key)}]]\n{tomli_w.dumps(entry)}" for entry in value)
+    return HEADER + "\n".join(chunk.rstrip("\n") + "\n" for chunk in chunks)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically: same-folder temp file, fsync, os.replace."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the exclusive cross-process lock that guards edits of ``path``."""
+    import fcntl
+
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def edit(explicit: str | os.PathLike[str] | Path | None = None) -> Iterator[dict[str, Any]]:
+    """Read-modify-write the config under the lock; yields the raw document to change.
+
+    The document is validated after the change; nothing is written if the file was
+    invalid to begin with, if the block raises, or if the result does not validate.
+    """
+    path = locate(explicit)
+    if not path.exists():
+        read_raw(path)  # raises the "run lcbot init" hint before a lock file is created
+    with locked(path):
+        raw = read_raw(path)
+        validate(raw, path)
+        yield raw
+        validate(raw, path)
+        write_atomic(path, render(raw))
+
+
+def create(path: Path, raw: dict[str, Any]) -> None:
+    """Write a new config file; refuses to overwrite an existing one."""
+    validate(raw, path)
+    with locked(path):
+        if path.exists():
+            raise ConfigError(f"{path} already exists; not overwriting it")
+        write_atomic(path, render(raw))

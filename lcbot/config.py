@@ -194,9 +194,18 @@ def _has_table(value: Any) -> bool:
 
 
 def _toml_key(key: str) -> str:
-    import json
-
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+    """A bare key, or a basic string with TOML's escapes (controls and DEL as \\uXXXX)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    escaped = "".join(
+        "\\" + ch
+        if ch in '"\\'
+        else f"\\u{ord(ch):04x}"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F
+        else ch
+        for ch in key
+    )
+    return f'"{escaped}"'
 
 
 def render(raw: dict[str, Any]) -> str:

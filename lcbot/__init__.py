@@ -10,17 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["CmdType", "Command", "Pri", "__version__", "hookimpl"]
+__all__ = ["CmdType", "Command", "CommandError", "Pri", "__version__", "hookimpl"]
 
 _EXPORTS = {
     "Pri": "lcbot.users",
     "hookimpl": "lcbot.hookspecs",
     "CmdType": "lcbot.commands",
     "Command": "lcbot.commands",
+    "CommandError": "lcbot.commands",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lcbot.commands import CmdType, Command
+    from lcbot.commands import CmdType, Command, CommandError
     from lcbot.hookspecs import hookimpl
     from lcbot.users import Pri
 

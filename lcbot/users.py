@@ -173,3 +173,27 @@ def set_pri(doc: dict[str, Any], name: str, pri: Pri, force: bool = False) -> tu
         )
     _entries(doc)[i]["pri"] = pri.label
     return before, User(before.name, pri, before.wxid)
+
+
+class Directory:
+    """Fast look-up of configured users by name (case-insensitive) or WeChat contact id."""
+
+    def __init__(self, users: list[User]) -> None:
+        self.users = list(users)
+        self._by_name = {u.name.casefold(): u for u in self.users}
+        self._by_wxid = {u.wxid: u for u in self.users if u.wxid}
+
+    def by_name(self, name: str) -> User | None:
+        return self._by_name.get(name.casefold())
+
+    def by_wxid(self, wxid: str) -> User | None:
+        return self._by_wxid.get(wxid)
+
+    def first_root(self) -> User | None:
+        return next((u for u in self.users if u.pri is Pri.ROOT), None)
+
+    def __iter__(self):
+        return iter(self.users)
+
+    def __len__(self) -> int:
+        return len(self.users)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lcbot import __version__
-from lcbot.cli import config_cmds, users
+from lcbot.cli import config_cmds, plugins_cmds, run_cmd, users
 from lcbot.cli.common import LcbotGroup
 
 app = typer.Typer(
@@ -38,9 +38,12 @@ def _root(
     """lcbot: watch and steer long-running jobs from WeChat."""
 
 
+app.command("run")(run_cmd.run)
 app.command("init")(config_cmds.init)
 app.add_typer(users.app, name="user")
 app.add_typer(config_cmds.app, name="config")
+app.add_typer(plugins_cmds.plugins_app, name="plugins")
+app.add_typer(plugins_cmds.commands_app, name="commands")
 
 
 def main() -> None:

@@ -1,0 +1,143 @@
+"""The App wires configuration, plugins, commands, dispatch, outbox and a transport together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from lcbot.commands import Registry
+from lcbot.config import Config
+from lcbot.dispatch import Dispatcher
+from lcbot.drainer import Drainer
+from lcbot.outbox import Outbox
+from lcbot.plugins import PluginHost, load_host
+from lcbot.transports.base import Transport
+from lcbot.users import Directory
+
+log = logging.getLogger("lcbot.app")
+
+DB_NAME = "lcbot.db"
+
+
+class App:
+    """One running bot. ``await app.run()`` until quit, a signal, or the end of input."""
+
+    def __init__(
+        self, config: Config, transport: Transport, plugins: PluginHost | None = None
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.directory = Directory(config.users)
+        self.plugins = plugins if plugins is not None else load_host(config)
+        self.registry = self.plugins.register_commands(Registry())
+        self.outbox = Outbox(config.bot.data_dir / DB_NAME)
+        self.dispatcher = Dispatcher(self)
+        self.drainer = Drainer(self.outbox, transport)
+        self._stop: asyncio.Event | None = None
+        self._flush_wanted: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the outbox, start flusher and drainer, run startup hooks, start the transport."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._flush_wanted = asyncio.Event()
+        self.drainer.add(self.outbox.open())
+        if self.drainer.pending:
+            log.info("%d message(s) pending from an earlier run", self.drainer.pending)
+        self.outbox.on_put = self._wake_flusher
+        self._tasks = [
+            asyncio.create_task(self._flusher(), name="lcbot-flusher"),
+            asyncio.create_task(self.drainer.run(), name="lcbot-drainer"),
+        ]
+        await self.plugins.acall("lcbot_startup", app=self)
+        await self.transport.start(self.dispatcher.handle)
+
+    async def run(self, drain_timeout: float = 30.0) -> int:
+        """Start, wait for a stop request (or the transport's end of input), stop cleanly."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        assert self._stop is not None
+        finished = asyncio.create_task(self.transport.finished.wait())
+        stopped = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({finished, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finished.cancel()
+        stopped.cancel()
+        await self.stop(drain_timeout)
+        return 0
+
+    def request_stop(self) -> None:
+        """Ask the bot to stop (any thread). Pending messages are drained first."""
+        if self._loop is None or self._stop is None:
+            return
+        self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Run shutdown hooks, drain the outbox (bounded), stop the transport, close."""
+        await self.plugins.acall("lcbot_shutdown", app=self)
+        if not await self.drain(drain_timeout):
+            log.warning(
+                "%d message(s) still pending; they are sent at the next start", self.drainer.pending
+            )
+        await self.transport.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.outbox.close()
+        self.dispatcher.close()
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued message is sent (or ``timeout``); True if all were."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._store()
+            if not self.outbox.dirty and self.drainer.pending == 0:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self.drainer.progress.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.drainer.progress.wait(), min(remaining, 0.5))
+
+    # --- outbox flushing -----------------------------------------------------------------
+
+    def _wake_flusher(self) -> None:
+        loop, wanted = self._loop, self._flush_wanted
+        if loop is None or wanted is None or wanted.is_set():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wanted.set()
+        else:
+            loop.call_soon_threadsafe(wanted.set)
+
+    def _store(self) -> None:
+        """Commit queued outbox writes and hand new messages to the drainer."""
+        self.drainer.add(self.outbox.flush())
+
+    async def _flusher(self) -> None:
+        assert self._flush_wanted is not None
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            await asyncio.sleep(0)  # let a burst of puts join this batch
+            try:
+                self._store()
+            except Exception:
+                log.exception("could not write the outbox; retrying")
+                await asyncio.sleep(1)
+                self._flush_wanted.set()

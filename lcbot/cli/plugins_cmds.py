@@ -1,0 +1,60 @@
+"""``lcbot plugins list`` and ``lcbot commands list``."""
+
+from __future__ import annotations
+
+from lcbot import config
+from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
+
+plugins_app = sub_app("Inspect installed and folder plugins.")
+commands_app = sub_app("Inspect the chat commands plugins provide.")
+
+
+def _load(config_path):
+    from lcbot.commands import Registry
+    from lcbot.plugins import load_host
+
+    cfg = config.load(config_path)
+    host = load_host(cfg)
+    registry = host.register_commands(Registry())
+    return host, registry
+
+
+@plugins_app.command("list")
+def list_plugins(json_output: JsonOption = False, config_path: ConfigOption = None) -> None:
+    """List plugins: source, version, hooks, commands and status."""
+    host, _ = _load(config_path)
+    records = list(host.records.values())
+    if json_output:
+        print_json([r.to_json() for r in records])
+        return
+    from rich.table import Table
+
+    table = Table("name", "source", "version", "hooks", "commands", "status")
+    for r in records:
+        status = {"ok": "[green]ok[/]", "disabled": "[dim]disabled[/]"}.get(
+            r.status, f"[red]failed[/]: {escape(r.error or '')}"
+        )
+        table.add_row(
+            escape(r.name),
+            r.source,
+            escape(r.version or ""),
+            ", ".join(r.hooks),
+            escape(", ".join(r.commands)),
+            status,
+        )
+    stdout().print(table)
+
+
+@commands_app.command("list")
+def list_commands(json_output: JsonOption = False, config_path: ConfigOption = None) -> None:
+    """List chat commands: name, type, least privilege, plugin and help."""
+    _, registry = _load(config_path)
+    if json_output:
+        print_json([c.to_json() for c in registry])
+        return
+    from rich.table import Table
+
+    table = Table("name", "type", "least privilege", "plugin", "help")
+    for c in registry:
+        table.add_row(escape(c.name), c.kind.name, c.pri.label, escape(c.plugin), escape(c.help))
+    stdout().print(table)

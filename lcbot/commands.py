@@ -1,0 +1,193 @@
+"""Commands: the registered ``Command``, the ``Registry`` plugins fill, and ``parse()``.
+
+A ``Command`` is what a plugin registers (type, name, least privilege, handler). An
+``Invocation`` is one use of it (command, user, extra text). Keep the two apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lcbot.users import Pri, User
+
+log = logging.getLogger("lcbot.commands")
+
+NAME_RE = re.compile(r"[^\s:：]{1,32}")
+CONCURRENCY = ("queue", "reject")
+
+
+class CommandError(Exception):
+    """Raise from a handler for an expected failure (bad value…): the user gets
+    ``<command> failed: <message>`` and the log gets one line, not a traceback."""
+
+
+class CmdType(enum.Enum):
+    """GET reads state; SET changes it (needs a value); QUIT stops the bot."""
+
+    GET = "get"
+    SET = "set"
+    QUIT = "quit"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A registered chat command.
+
+    ``pri`` is the least privilege allowed to run it (a user may when ``user.pri <= pri``).
+    ``concurrency`` applies to SET commands: ``"queue"`` runs overlapping invocations one
+    after another; ``"reject"`` answers ``busy: …`` while one is running.
+    """
+
+    name: str
+    handler: Callable[..., Any]
+    kind: CmdType = CmdType.GET
+    pri: Pri = Pri.USER
+    help: str = ""
+    usage: str = ""
+    concurrency: str = "queue"
+    hidden: bool = False
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not NAME_RE.fullmatch(self.name):
+            raise ValueError(f"invalid command name {self.name!r}: 1-32 characters, no spaces")
+        object.__setattr__(self, "name", self.name.lower())
+        object.__setattr__(self, "kind", CmdType(self.kind))
+        object.__setattr__(self, "pri", Pri(self.pri))
+        if self.concurrency not in CONCURRENCY:
+            raise ValueError(f"concurrency must be one of {CONCURRENCY}, not {self.concurrency!r}")
+        if not callable(self.handler):
+            raise TypeError(f"handler of command {self.name!r} is not callable")
+
+    @property
+    def usage_text(self) -> str:
+        """How to call it, e.g. ``interval:VALUE — set poll interval (s)``."""
+        form = self.usage or (f"{self.name}:VALUE" if self.kind is CmdType.SET else self.name)
+        return f"{form} — {self.help}" if self.help else form
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.kind.name,
+            "pri": self.pri.label,
+            "plugin": self.plugin,
+            "help": self.help,
+            "concurrency": self.concurrency,
+        }
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One request to run ``command`` by ``user`` with ``extra`` (text after the name)."""
+
+    command: Command
+    user: User
+    extra: str | None
+
+
+@dataclass
+class Registry:
+    """The command table. Plugins add to it in ``register_commands``; it may change at run time.
+
+    ``plugin`` is the name of the plugin currently registering (set by the plugin host),
+    stamped on each Command so conflicts and listings can name it.
+    """
+
+    commands: dict[str, Command] = field(default_factory=dict)
+    plugin: str = ""
+
+    def command(
+        self,
+        name: str,
+        *,
+        kind: CmdType = CmdType.GET,
+        pri: Pri = Pri.USER,
+        help: str = "",
+        usage: str = "",
+        concurrency: str = "queue",
+        hidden: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: register the decorated function (``def`` or ``async def``) as a command."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            doc = (fn.__doc__ or "").strip().splitlines()
+            self.add(
+                Command(
+                    name, fn, kind, pri, help or (doc[0] if doc else ""), usage, concurrency, hidden
+                )
+            )
+            return fn
+
+        return decorate
+
+    def add(self, command: Command) -> bool:
+        """Register ``command``. If the name is taken, keep the first and warn; return False."""
+        if not command.plugin and self.plugin:
+            command = replace(command, plugin=self.plugin)
+        existing = self.commands.get(command.name)
+        if existing is not None:
+            log.warning(
+                "command %r from plugin %r ignored: plugin %r registered it first",
+                command.name,
+                command.plugin or "?",
+                existing.plugin or "?",
+            )
+            return False
+        self.commands[command.name] = command
+        return True
+
+    def update(self, name: str, **changes: Any) -> Command:
+        """Change fields of a registered command (e.g. ``pri=Pri.ADMIN``, ``handler=fn``)."""
+        current = self.get(name)
+        if current is None:
+            raise KeyError(f"no command {name!r}")
+        updated = replace(current, **changes)
+        self.commands.pop(current.name)
+        self.commands[updated.name] = updated
+        return updated
+
+    def remove(self, name: str) -> Command | None:
+        """Unregister a command; returns it, or None if it was not registered."""
+        return self.commands.pop(name.lower(), None)
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Unregister every command of ``plugin``."""
+        for name in [n for n, c in self.commands.items() if c.plugin == plugin]:
+            del self.commands[name]
+
+    def get(self, name: str) -> Command | None:
+        return self.commands.get(name.lower())
+
+    def __iter__(self):
+        return iter(sorted(self.commands.values(), key=lambda c: c.name))
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+
+_SPLIT = re.compile(r"\s*[:：]\s*|\s+")
+
+
+def parse(text: str) -> tuple[str, str | None] | None:
+    """Split a chat message into ``(name, extra)``; None when it holds no command.
+
+    Accepted forms: ``name:extra`` (the original form), ``name：extra`` (full-width colon,
+    as typed on Chinese keyboards) and ``name extra``. The name is lower-cased;
+    surrounding whitespace is dropped; an empty extra is None.
+    """
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    parts = _SPLIT.split(text, maxsplit=1)
+    name = parts[0].lower()
+    if not NAME_RE.fullmatch(name):
+        return None
+    extra = parts[1].strip() if len(parts) > 1 else ""
+    return name, (extra or None)

@@ -1,0 +1,195 @@
+"""The command parse flow: Incoming → user → command → authorize → run handler → outbox.
+
+Sync handlers run in a bounded thread pool, async ones on the event loop. Invocations of
+one SET command never overlap (FIFO lock per command, or ``busy`` with
+``concurrency="reject"``); GET commands never wait for SETs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lcbot.commands import CmdType, Command, CommandError, Invocation, parse
+from lcbot.transports.base import Incoming
+from lcbot.users import User
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lcbot.app import App
+
+log = logging.getLogger("lcbot.dispatch")
+
+QUIT_CONFIRM_SECONDS = 60.0
+
+
+class Context:
+    """What a handler receives: the invocation plus ways to answer. Safe from any thread."""
+
+    __slots__ = ("app", "invocation", "reply_to")
+
+    def __init__(self, app: App, invocation: Invocation, reply_to: str) -> None:
+        self.app = app
+        self.invocation = invocation
+        self.reply_to = reply_to
+
+    @property
+    def user(self) -> User:
+        return self.invocation.user
+
+    @property
+    def command(self) -> Command:
+        return self.invocation.command
+
+    @property
+    def extra(self) -> str | None:
+        return self.invocation.extra
+
+    def reply(self, text: str) -> None:
+        """Send an extra message to the caller (queued durably; any thread)."""
+        self.app.outbox.put(self.reply_to, str(text))
+
+
+@dataclass
+class _SetState:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    holder: str = ""
+    started: float = 0.0
+
+
+class Dispatcher:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.pool = ThreadPoolExecutor(app.config.bot.workers, thread_name_prefix="lcbot-handler")
+        self.slow_notice = app.config.bot.slow_notice
+        self.set_states: dict[str, _SetState] = {}
+        self.pending_quit: dict[str, tuple[Command, float, str]] = {}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- who and what ------------------------------------------------------------------
+
+    def resolve(self, msg: Incoming) -> User | None:
+        directory = self.app.directory
+        if self.app.transport.identity == "id":
+            return directory.by_wxid(msg.sender_id)
+        return directory.by_name(msg.sender_name)
+
+    def allowed(self, user: User, command: Command, extra: str | None) -> bool:
+        """authorize hooks: any False denies, else any True allows, else privilege rule."""
+        votes = self.app.plugins.call("authorize", user=user, command=command, extra=extra)
+        if False in votes:
+            return False
+        if True in votes:
+            return True
+        return user.pri <= command.pri
+
+    def say(self, recipient: str, text: str, kind: str = "reply") -> None:
+        self.app.outbox.put(recipient, text, kind)
+
+    # --- the flow ----------------------------------------------------------------------
+
+    async def handle(self, msg: Incoming) -> None:
+        """Handle one message to completion (the handler included)."""
+        user = self.resolve(msg)
+        if user is None:
+            log.info("ignored message from unknown sender %r", msg.sender_id)
+            return
+        reply_to = msg.reply_to or user.name
+        if await self._confirm_quit(user, msg.text, reply_to):
+            return
+        parsed = parse(msg.text)
+        command = self.app.registry.get(parsed[0]) if parsed else None
+        if parsed is None or command is None:
+            word = parsed[0] if parsed else msg.text.strip()[:32]
+            if word:
+                self.say(reply_to, f"unknown command '{word}' — send help")
+            return
+        extra = parsed[1]
+        if not self.allowed(user, command, extra):
+            log.warning("denied: user %s may not run %s", user.name, command.name)
+            self.say(reply_to, f"not allowed: {command.name}")
+            return
+        if command.kind is CmdType.SET and extra is None:
+            self.say(reply_to, f"usage: {command.usage_text}")
+            return
+        if command.kind is CmdType.QUIT:
+            self.pending_quit[user.name] = (command, time.monotonic(), extra or "")
+            self.say(reply_to, f"send yes within {QUIT_CONFIRM_SECONDS:.0f} s to stop the bot")
+            return
+        invocation = Invocation(command, user, extra)
+        if command.kind is CmdType.SET:
+            await self._run_set(invocation, reply_to)
+        else:
+            await self.execute(invocation, reply_to)
+
+    async def _confirm_quit(self, user: User, text: str, reply_to: str) -> bool:
+        pending = self.pending_quit.pop(user.name, None)
+        if pending is None:
+            return False
+        command, asked, extra = pending
+        if text.strip().lower() != "yes" or time.monotonic() - asked > QUIT_CONFIRM_SECONDS:
+            return False
+        log.warning("%s confirmed %s: stopping", user.name, command.name)
+        if await self.execute(Invocation(command, user, extra or None), reply_to):
+            self.app.request_stop()
+        return True
+
+    async def _run_set(self, invocation: Invocation, reply_to: str) -> None:
+        command = invocation.command
+        state = self.set_states.setdefault(command.name, _SetState())
+        if command.concurrency == "reject" and state.lock.locked():
+            ago = time.monotonic() - state.started
+            self.say(reply_to, f"busy: {command.name} started by {state.holder} {ago:.0f}s ago")
+            return
+        async with state.lock:
+            state.holder, state.started = invocation.user.name, time.monotonic()
+            ok = await self.execute(invocation, reply_to)
+        if ok:
+            self._notify_set(invocation)
+
+    def _notify_set(self, invocation: Invocation) -> None:
+        user, command, extra = invocation.user, invocation.command, invocation.extra
+        notice = f"{user.name} set {command.name}: {extra}"
+        for other in self.app.directory:
+            if other.name != user.name and self.allowed(other, command, extra):
+                self.say(other.name, notice, "notice")
+
+    async def execute(self, invocation: Invocation, reply_to: str) -> bool:
+        """Run the handler; reply with its result or its failure. True when it succeeded."""
+        command = invocation.command
+        ctx = Context(self.app, invocation, reply_to)
+        if inspect.iscoroutinefunction(command.handler):
+            future: asyncio.Future[Any] = asyncio.ensure_future(command.handler(ctx))
+        else:
+            future = asyncio.get_running_loop().run_in_executor(self.pool, command.handler, ctx)
+        try:
+            if self.slow_notice > 0:
+                try:
+                    result = await asyncio.wait_for(asyncio.shield(future), self.slow_notice)
+                except asyncio.TimeoutError:
+                    self.say(reply_to, f"{command.name}: still running…")
+                    result = await future
+            else:
+                result = await future
+        except Exception as exc:
+            log.log(
+                logging.INFO if isinstance(exc, CommandError) else logging.ERROR,
+                "command %s from %s failed: %s",
+                command.name,
+                invocation.user.name,
+                exc,
+                exc_info=None if isinstance(exc, CommandError) else exc,
+            )
+            self.say(reply_to, f"{command.name} failed: {exc or type(exc).__name__}")
+            return False
+        if inspect.isawaitable(result):  # a plain def that returned a coroutine
+            result = await result
+        if result is not None and str(result) != "":
+            self.say(reply_to, str(result))
+        return True

@@ -1,0 +1,142 @@
+"""The outbox: every outgoing message is a row in SQLite before it is sent (the seed's MsgBuff).
+
+``put()`` is cheap and safe from any thread: it appends to an in-memory batch. The
+``flush()`` step commits the batch in one transaction (WAL mode), together with the
+sent/failed marks reported by the drainer, and only then hands the new rows to the
+drainer, so nothing is sent that is not on disk. Rows still ``pending`` when the process
+dies are loaded again by the next ``open()``; a row is marked ``sent`` only after the
+transport confirmed it, so delivery is at-least-once.
+
+Rows are lost only if the process dies in the instant between ``put()`` and the next
+commit (typically under a millisecond).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    recipient   TEXT    NOT NULL,
+    text        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL DEFAULT 'reply',
+    state       TEXT    NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created     REAL    NOT NULL,
+    sent_at     REAL,
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE state = 'pending';
+"""
+
+STATES = ("pending", "sent", "dead")
+
+
+@dataclass
+class Message:
+    """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``."""
+
+    id: int
+    recipient: str
+    text: str
+    kind: str = "reply"
+    attempts: int = 0
+    created: float = 0.0
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the lcbot database (creating it and its folder), in WAL mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+class Outbox:
+    """Durable queue with batched writes. Call ``flush()`` to commit (the App's flusher does)."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self.db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._new: list[Message] = []
+        self._sent: list[tuple[float, int]] = []
+        self._failed: list[tuple[int, str, str, int]] = []  # attempts, state, error, id
+        self._ids = itertools.count(1)
+        self.on_put: Callable[[], None] = lambda: None  # the App wakes its flusher here
+
+    def open(self) -> list[Message]:
+        """Open the database; returns the rows still pending from earlier runs, oldest first."""
+        self.db = connect(self.path)
+        (last,) = self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
+        self._ids = itertools.count(last + 1)
+        rows = self.db.execute(
+            "SELECT id, recipient, text, kind, attempts, created FROM outbox "
+            "WHERE state = 'pending' ORDER BY id"
+        ).fetchall()
+        return [Message(*row) for row in rows]
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.flush()
+            self.db.close()
+            self.db = None
+
+    def put(self, recipient: str, text: str, kind: str = "reply") -> None:
+        """Queue a message (any thread). It is stored by the next flush, then sent."""
+        with self._lock:
+            self._new.append(Message(next(self._ids), recipient, text, kind, 0, self.clock()))
+        self.on_put()
+
+    def mark_sent(self, ids: Iterable[int]) -> None:
+        now = self.clock()
+        with self._lock:
+            self._sent.extend((now, i) for i in ids)
+
+    def mark_failed(self, message: Message, error: str, dead: bool) -> None:
+        with self._lock:
+            self._failed.append(
+                (message.attempts, "dead" if dead else "pending", error, message.id)
+            )
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._new or self._sent or self._failed)
+
+    def flush(self) -> list[Message]:
+        """Commit queued writes in one transaction; returns the newly stored messages."""
+        with self._lock:
+            new, self._new = self._new, []
+            sent, self._sent = self._sent, []
+            failed, self._failed = self._failed, []
+        if not (new or sent or failed):
+            return []
+        assert self.db is not None, "outbox is not open"
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO outbox (id, recipient, text, kind, created) VALUES (?, ?, ?, ?, ?)",
+                [(m.id, m.recipient, m.text, m.kind, m.created) for m in new],
+            )
+            db.executemany("UPDATE outbox SET state = 'sent', sent_at = ? WHERE id = ?", sent)
+            db.executemany(
+                "UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", failed
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            with self._lock:  # keep them for the next try: nothing is dropped
+                self._new[:0], self._sent[:0], self._failed[:0] = new, sent, failed
+            raise
+        return new

@@ -1,0 +1,1 @@
+"""Transports carry messages between chat users and the bot (console, WeChat, memory)."""

@@ -1,0 +1,70 @@
+"""The console transport: stdin lines are messages from one user; outgoing messages print.
+
+Piped input (not a terminal) is handled one line at a time, each to completion, so
+scripts see answers in order: ``printf 'status\\ninterval:30\\nstatus\\n' | lcbot run``.
+At the end of input the app drains pending messages and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import TextIO
+
+from lcbot.transports.base import Incoming, OnMessage, Transport
+
+
+class ConsoleTransport(Transport):
+    name = "console"
+    identity = "name"
+
+    def __init__(self, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None):
+        super().__init__()
+        self.user = user
+        self.stdin = stdin or sys.stdin
+        from rich.console import Console
+
+        self.console = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, on_message: OnMessage) -> None:
+        self.set_ready(True)
+        self._task = asyncio.create_task(self._read(on_message), name="lcbot-console")
+
+    async def _read(self, on_message: OnMessage) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def reader() -> None:  # a daemon thread: a blocked read never holds up exit
+            for line in self.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=reader, name="lcbot-stdin", daemon=True).start()
+        interactive = self.stdin.isatty()
+        running: set[asyncio.Task[None]] = set()
+        while (line := await queue.get()) is not None:
+            incoming = Incoming(self.user, self.user, line.rstrip("\r\n"))
+            if interactive:
+                task = asyncio.create_task(on_message(incoming))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            else:
+                await on_message(incoming)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        self.finished.set()
+
+    async def send(self, recipient: str, text: str) -> None:
+        from rich.markup import escape
+
+        if recipient == self.user:
+            self.console.print(escape(text))
+        else:
+            self.console.print(f"[bold]→ {escape(recipient)}:[/] {escape(text)}")
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()

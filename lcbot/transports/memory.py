@@ -1,0 +1,38 @@
+"""An in-memory transport: messages are injected by code and sent ones are recorded.
+
+Used by tests, benchmarks and ``lcbot.testing``. ``fail_next`` makes sends raise, to
+exercise retries.
+"""
+
+from __future__ import annotations
+
+from lcbot.transports.base import Incoming, OnMessage, Transport
+
+
+class MemoryTransport(Transport):
+    name = "memory"
+
+    def __init__(self, record: bool = True) -> None:
+        super().__init__()
+        self.record = record
+        self.sent: list[tuple[str, str]] = []
+        self.sent_count = 0
+        self.fail_next = 0
+        self.on_message: OnMessage | None = None
+
+    async def start(self, on_message: OnMessage) -> None:
+        self.on_message = on_message
+        self.set_ready(True)
+
+    async def send(self, recipient: str, text: str) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("memory transport: simulated failure")
+        self.sent_count += 1
+        if self.record:
+            self.sent.append((recipient, text))
+
+    async def inject(self, sender: str, text: str, room_id: str | None = None) -> None:
+        """Deliver a message from ``sender`` (a user name or id) and wait until it is handled."""
+        assert self.on_message is not None, "transport not started"
+        await self.on_message(Incoming(sender, sender, text, room_id))

@@ -20,6 +20,7 @@ from lcbot.users import Directory
 log = logging.getLogger("lcbot.app")
 
 DB_NAME = "lcbot.db"
+FLUSH_DELAY = 0.005  # seconds: group-commit window (fewer, larger transactions; ≤ 5 ms latency)
 
 
 class App:
@@ -56,6 +57,8 @@ class App:
             asyncio.create_task(self._flusher(), name="lcbot-flusher"),
             asyncio.create_task(self.drainer.run(), name="lcbot-drainer"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
         await self.plugins.acall("lcbot_startup", app=self)
         await self.transport.start(self.dispatcher.handle)
 
@@ -110,6 +113,18 @@ class App:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drainer.progress.wait(), min(remaining, 0.5))
 
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        """A background task must never end while the bot runs: log it and stop the bot."""
+        if task.cancelled():
+            return
+        log.critical(
+            "internal task %s ended: %r; stopping",
+            task.get_name(),
+            task.exception(),
+            exc_info=task.exception(),
+        )
+        self.request_stop()
+
     # --- outbox flushing -----------------------------------------------------------------
 
     def _wake_flusher(self) -> None:
@@ -126,7 +141,7 @@ class App:
             loop.call_soon_threadsafe(wanted.set)
 
     def _store(self) -> None:
-        """Commit queued outbox writes and hand new messages to the drainer."""
+        """Commit queued outbox writes and hand the new rows to the drainer."""
         self.drainer.add(self.outbox.flush())
 
     async def _flusher(self) -> None:
@@ -134,7 +149,7 @@ class App:
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
-            await asyncio.sleep(0)  # let a burst of puts join this batch
+            await asyncio.sleep(FLUSH_DELAY)  # let a burst of puts join this batch
             try:
                 self._store()
             except Exception:

@@ -7,6 +7,8 @@ A ``Command`` is what a plugin registers (type, name, least privilege, handler).
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -63,6 +65,11 @@ class Command:
             raise ValueError(f"concurrency must be one of {CONCURRENCY}, not {self.concurrency!r}")
         if not callable(self.handler):
             raise TypeError(f"handler of command {self.name!r} is not callable")
+
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the handler is an ``async def`` (runs on the event loop, not in a thread)."""
+        return inspect.iscoroutinefunction(self.handler)
 
     @property
     def usage_text(self) -> str:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lcbot.commands import CmdType, Command, CommandError, Invocation, parse
 from lcbot.transports.base import Incoming
 from lcbot.users import User
+from lcbot.workers import HandlerPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from lcbot.app import App
@@ -64,13 +65,29 @@ class _SetState:
 class Dispatcher:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.pool = ThreadPoolExecutor(app.config.bot.workers, thread_name_prefix="lcbot-handler")
+        self.pool = HandlerPool(app.config.bot.workers)
         self.slow_notice = app.config.bot.slow_notice
+        self.running: dict[int, tuple[float, str, str]] = {}  # token → started, to, name
+        self._tokens = itertools.count()
+        self._watcher: asyncio.Task[None] | None = None
         self.set_states: dict[str, _SetState] = {}
         self.pending_quit: dict[str, tuple[Command, float, str]] = {}
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def _watch_slow(self) -> None:
+        """Tell callers of handlers running longer than ``slow_notice`` (once each)."""
+        period = min(1.0, self.slow_notice / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for token, (started, reply_to, name) in list(self.running.items()):
+                if now - started >= self.slow_notice:
+                    del self.running[token]
+                    self.say(reply_to, f"{name}: still running…")
 
     # --- who and what ------------------------------------------------------------------
 
@@ -82,6 +99,8 @@ class Dispatcher:
 
     def allowed(self, user: User, command: Command, extra: str | None) -> bool:
         """authorize hooks: any False denies, else any True allows, else privilege rule."""
+        if not self.app.plugins.implementations("authorize"):
+            return user.pri <= command.pri
         votes = self.app.plugins.call("authorize", user=user, command=command, extra=extra)
         if False in votes:
             return False
@@ -156,27 +175,28 @@ class Dispatcher:
     def _notify_set(self, invocation: Invocation) -> None:
         user, command, extra = invocation.user, invocation.command, invocation.extra
         notice = f"{user.name} set {command.name}: {extra}"
+        hooks = self.app.plugins.implementations("authorize")
         for other in self.app.directory:
-            if other.name != user.name and self.allowed(other, command, extra):
+            if other.name == user.name:
+                continue
+            if other.pri <= command.pri if not hooks else self.allowed(other, command, extra):
                 self.say(other.name, notice, "notice")
 
     async def execute(self, invocation: Invocation, reply_to: str) -> bool:
         """Run the handler; reply with its result or its failure. True when it succeeded."""
         command = invocation.command
         ctx = Context(self.app, invocation, reply_to)
-        if inspect.iscoroutinefunction(command.handler):
+        if command.is_async:
             future: asyncio.Future[Any] = asyncio.ensure_future(command.handler(ctx))
         else:
-            future = asyncio.get_running_loop().run_in_executor(self.pool, command.handler, ctx)
+            future = self.pool.submit(command.handler, ctx)
+        token = next(self._tokens)
+        if self.slow_notice > 0:
+            self.running[token] = (time.monotonic(), reply_to, command.name)
+            if self._watcher is None:
+                self._watcher = asyncio.create_task(self._watch_slow(), name="lcbot-slow")
         try:
-            if self.slow_notice > 0:
-                try:
-                    result = await asyncio.wait_for(asyncio.shield(future), self.slow_notice)
-                except asyncio.TimeoutError:
-                    self.say(reply_to, f"{command.name}: still running…")
-                    result = await future
-            else:
-                result = await future
+            result = await future
         except Exception as exc:
             log.log(
                 logging.INFO if isinstance(exc, CommandError) else logging.ERROR,
@@ -188,6 +208,8 @@ class Dispatcher:
             )
             self.say(reply_to, f"{command.name} failed: {exc or type(exc).__name__}")
             return False
+        finally:
+            self.running.pop(token, None)
         if inspect.isawaitable(result):  # a plain def that returned a coroutine
             result = await result
         if result is not None and str(result) != "":

@@ -30,12 +30,14 @@ class Drainer:
         clock: Callable[[], float] = time.monotonic,
         max_attempts: int = 20,
         backoff_cap: float = 300.0,
+        burst: int = 32,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.clock = clock
         self.max_attempts = max_attempts
         self.backoff_cap = backoff_cap
+        self.burst = burst  # messages one recipient may send per round (no pacing yet)
         self.queues: dict[str, deque[Message]] = {}
         self.blocked_until: dict[str, float] = {}
         self.wake = asyncio.Event()
@@ -80,41 +82,50 @@ class Drainer:
                 await asyncio.wait_for(self.wake.wait(), timeout)
 
     async def send_round(self) -> int:
-        """Send the next message of every recipient that may send now; returns how many."""
+        """Send up to ``burst`` messages of every recipient that may send now."""
         now = self.clock()
         sent: list[int] = []
         for recipient in list(self.queues):
-            if self.blocked_until.get(recipient, 0.0) > now or not self.transport.ready:
-                continue
             queue = self.queues[recipient]
-            message = queue[0]
-            try:
-                await self.transport.send(recipient, message.text)
-            except Exception as exc:  # the transport's failure: retry later
-                message.attempts += 1
-                dead = message.attempts >= self.max_attempts
-                error = f"{type(exc).__name__}: {exc}"
-                self.outbox.mark_failed(message, error, dead)
-                if dead:
-                    log.error(
-                        "message %d to %s is dead after %d attempts: %s",
-                        message.id,
-                        recipient,
-                        message.attempts,
-                        error,
-                    )
-                    queue.popleft()
-                else:
-                    delay = self.backoff(message.attempts)
-                    self.blocked_until[recipient] = self.clock() + delay
-                    log.warning("send to %s failed (%s); retry in %.0f s", recipient, error, delay)
-            else:
-                queue.popleft()
-                self.blocked_until.pop(recipient, None)
-                sent.append(message.id)
+            for _ in range(self.burst):
+                if not queue or not await self._send_one(recipient, queue, now, sent):
+                    break
             if not queue:
                 del self.queues[recipient]
         if sent:
             self.outbox.mark_sent(sent)
             self.outbox.on_put()
         return len(sent)
+
+    async def _send_one(
+        self, recipient: str, queue: deque[Message], now: float, sent: list[int]
+    ) -> bool:
+        """Send the head of ``queue``; True if the next message may follow in this round."""
+        if self.blocked_until.get(recipient, 0.0) > now or not self.transport.ready:
+            return False
+        message = queue[0]
+        try:
+            await self.transport.send(recipient, message.text)
+        except Exception as exc:  # the transport's failure: retry later
+            message.attempts += 1
+            error = f"{type(exc).__name__}: {exc}"
+            dead = message.attempts >= self.max_attempts
+            self.outbox.mark_failed(message, error, dead)
+            if dead:
+                log.error(
+                    "message %d to %s is dead after %d attempts: %s",
+                    message.id,
+                    recipient,
+                    message.attempts,
+                    error,
+                )
+                queue.popleft()
+                return False
+            delay = self.backoff(message.attempts)
+            self.blocked_until[recipient] = self.clock() + delay
+            log.warning("send to %s failed (%s); retry in %.0f s", recipient, error, delay)
+            return False
+        queue.popleft()
+        self.blocked_until.pop(recipient, None)
+        sent.append(message.id)
+        return True

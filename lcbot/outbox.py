@@ -14,6 +14,7 @@ commit (typically under a millisecond).
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 import threading
 import time
@@ -70,7 +71,7 @@ class Outbox:
         self.db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._new: list[Message] = []
-        self._sent: list[tuple[float, int]] = []
+        self._sent: list[int] = []
         self._failed: list[tuple[int, str, str, int]] = []  # attempts, state, error, id
         self._ids = itertools.count(1)
         self.on_put: Callable[[], None] = lambda: None  # the App wakes its flusher here
@@ -95,13 +96,14 @@ class Outbox:
     def put(self, recipient: str, text: str, kind: str = "reply") -> None:
         """Queue a message (any thread). It is stored by the next flush, then sent."""
         with self._lock:
+            first = not self._new
             self._new.append(Message(next(self._ids), recipient, text, kind, 0, self.clock()))
-        self.on_put()
+        if first:  # one wake-up per batch is enough
+            self.on_put()
 
     def mark_sent(self, ids: Iterable[int]) -> None:
-        now = self.clock()
         with self._lock:
-            self._sent.extend((now, i) for i in ids)
+            self._sent.extend(ids)
 
     def mark_failed(self, message: Message, error: str, dead: bool) -> None:
         with self._lock:
@@ -129,7 +131,12 @@ class Outbox:
                 "INSERT INTO outbox (id, recipient, text, kind, created) VALUES (?, ?, ?, ?, ?)",
                 [(m.id, m.recipient, m.text, m.kind, m.created) for m in new],
             )
-            db.executemany("UPDATE outbox SET state = 'sent', sent_at = ? WHERE id = ?", sent)
+            if sent:  # one statement for the whole batch
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', sent_at = ? "
+                    "WHERE id IN (SELECT value FROM json_each(?))",
+                    (self.clock(), json.dumps(sent)),
+                )
             db.executemany(
                 "UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", failed
             )

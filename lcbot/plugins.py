@@ -71,6 +71,7 @@ class PluginHost:
         self.disable = set(disable)
         self.records: dict[str, PluginRecord] = {}
         self.registry: Registry | None = None
+        self._impls: dict[str, list[tuple[str, Any]]] = {}  # cleared on every (un)register
         allow = os.environ.get(LOAD_ENV)
         self.allow = None if allow is None else {a.strip() for a in allow.split(",") if a.strip()}
 
@@ -135,6 +136,7 @@ class PluginHost:
             return
         try:
             plugin = importer()
+            self._impls.clear()
             self.pm.register(plugin, name=record.name)
             self.pm.check_pending()
         except Exception as exc:
@@ -164,6 +166,7 @@ class PluginHost:
         self._mark_failed(record, exc, during)
         if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
+        self._impls.clear()
         if self.registry is not None:
             self.registry.remove_plugin(name)
             record.commands = []
@@ -171,9 +174,12 @@ class PluginHost:
     # --- calling hooks -----------------------------------------------------------------
 
     def implementations(self, hook: str) -> list[tuple[str, Any]]:
-        """``(plugin name, function)`` for each implementation of ``hook``, in load order."""
-        caller = getattr(self.pm.hook, hook)
-        return [(impl.plugin_name, impl) for impl in caller.get_hookimpls()]
+        """``(plugin name, impl)`` for each implementation of ``hook``, in load order (cached)."""
+        impls = self._impls.get(hook)
+        if impls is None:
+            caller = getattr(self.pm.hook, hook)
+            impls = self._impls[hook] = [(i.plugin_name, i) for i in caller.get_hookimpls()]
+        return impls
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call every implementation; failures disable the plugin. Returns non-None results."""

@@ -1,0 +1,86 @@
+"""A bounded thread pool for plain-def handlers, tuned for many short calls.
+
+Like ``loop.run_in_executor`` on a ThreadPoolExecutor, but workers report finished calls
+in batches: one ``call_soon_threadsafe`` wakes the event loop for every call that
+completed meanwhile, instead of one wake-up per call. Threads are started once
+(``size`` of them), never one per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+_STOP = object()
+
+
+class HandlerPool:
+    def __init__(self, size: int, name: str = "lcbot-handler") -> None:
+        self.size = size
+        self.name = name
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._done: deque[tuple[asyncio.Future[Any], bool, Any]] = deque()
+        self._done_lock = threading.Lock()
+        self._wake_pending = False
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
+        """Run ``fn(arg)`` in a worker thread; returns a future of the event loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+        if not self._threads:
+            self._start()
+        future = loop.create_future()
+        self._jobs.put((fn, arg, future))
+        return future
+
+    def _start(self) -> None:
+        for i in range(self.size):
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            fn, arg, future = job
+            try:
+                result = (True, fn(arg))
+            except BaseException as exc:
+                result = (False, exc)
+            with self._done_lock:
+                self._done.append((future, *result))
+                if self._wake_pending:
+                    continue
+                self._wake_pending = True
+            assert self._loop is not None
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # loop closed during shutdown
+                return
+
+    def _deliver(self) -> None:
+        with self._done_lock:
+            done, self._done = self._done, deque()
+            self._wake_pending = False
+        for future, ok, value in done:
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def shutdown(self) -> None:
+        """Stop the workers after the calls already queued (does not wait for them)."""
+        for _ in self._threads:
+            self._jobs.put(_STOP)
+        self._threads = []

@@ -131,15 +131,16 @@ class Outbox:
                 "INSERT INTO outbox (id, recipient, text, kind, created) VALUES (?, ?, ?, ?, ?)",
                 [(m.id, m.recipient, m.text, m.kind, m.created) for m in new],
             )
+            # failures first: a message that failed, then was sent, ends up sent
+            db.executemany(
+                "UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", failed
+            )
             if sent:  # one statement for the whole batch
                 db.execute(
                     "UPDATE outbox SET state = 'sent', sent_at = ? "
                     "WHERE id IN (SELECT value FROM json_each(?))",
                     (self.clock(), json.dumps(sent)),
                 )
-            db.executemany(
-                "UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", failed
-            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -1,0 +1,51 @@
+"""In-process bot for engine tests: a real App on a temp data dir with a MemoryTransport."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from lcbot.app import App
+from lcbot.config import validate
+from lcbot.plugins import PluginHost
+from lcbot.transports.memory import MemoryTransport
+
+USERS = [("root1", "root"), ("admin1", "admin"), ("admin2", "admin"), ("user1", "user")]
+
+
+class Bot:
+    def __init__(self, app: App, transport: MemoryTransport) -> None:
+        self.app = app
+        self.transport = transport
+
+    async def send(self, sender: str, text: str) -> list[str]:
+        """Send as ``sender``; return the texts that reached ``sender`` because of it."""
+        before = len(self.transport.sent)
+        await self.transport.inject(sender, text)
+        assert await self.app.drain(10)
+        return [t for r, t in self.transport.sent[before:] if r == sender]
+
+    def to(self, recipient: str) -> list[str]:
+        return [t for r, t in self.transport.sent if r == recipient]
+
+
+@contextlib.asynccontextmanager
+async def running_bot(tmp_path: Path, *plugins, users=USERS, bot=None, builtins=True):
+    raw = {
+        "bot": {"data_dir": str(tmp_path / "data"), **(bot or {})},
+        "users": [{"name": n, "pri": p} for n, p in users],
+        "plugins": {"dirs": []},
+    }
+    config = validate(raw, tmp_path / "lcbot.toml")
+    host = PluginHost()
+    if builtins:
+        host.load_all()
+    for i, plugin in enumerate(plugins):
+        host.register(plugin, getattr(plugin, "__name__", f"test{i}"), source="dir")
+    transport = MemoryTransport()
+    app = App(config, transport, plugins=host)
+    await app.start()
+    try:
+        yield Bot(app, transport)
+    finally:
+        await app.stop(5)

@@ -1,0 +1,38 @@
+"""Documentation stays true: every hookspec is documented with its exact signature."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from lcbot import hookspecs
+
+DOC = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+HOOKS = [
+    name
+    for name, fn in vars(hookspecs).items()
+    if inspect.isfunction(fn) and hasattr(fn, "lcbot_spec")
+]
+
+
+def test_there_are_hooks():
+    assert {"register_commands", "authorize", "on_alert", "lcbot_startup"} <= set(HOOKS)
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_hook_is_documented_with_its_signature(name):
+    params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+    assert f"### `{name}({params})`" in DOC, f"docs/plugins.md lacks a heading for {name}"
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_hookspec_has_docstring(name):
+    assert (getattr(hookspecs, name).__doc__ or "").strip()
+
+
+def test_documented_hooks_exist():
+    documented = re.findall(r"^### `(\w+)\(", DOC, flags=re.M)
+    assert sorted(documented) == sorted(HOOKS)

@@ -8,18 +8,22 @@ import logging
 import signal
 from typing import Any
 
+from lcbot.alerts import AlertRouter
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.dispatch import Dispatcher
-from lcbot.drainer import Drainer
+from lcbot.drainer import Drainer, Pacing
+from lcbot.fallback import Fallback, load_apprise
 from lcbot.outbox import Outbox
 from lcbot.plugins import PluginHost, load_host
+from lcbot.scheduler import Job, Scheduler
+from lcbot.store import DB_NAME
 from lcbot.transports.base import Transport
 from lcbot.users import Directory
 
 log = logging.getLogger("lcbot.app")
 
-DB_NAME = "lcbot.db"
+
 FLUSH_DELAY = 0.005  # seconds: group-commit window (fewer, larger transactions; ≤ 5 ms latency)
 
 
@@ -34,9 +38,20 @@ class App:
         self.directory = Directory(config.users)
         self.plugins = plugins if plugins is not None else load_host(config)
         self.registry = self.plugins.register_commands(Registry())
+        where = str(config.path)
         self.outbox = Outbox(config.bot.data_dir / DB_NAME)
         self.dispatcher = Dispatcher(self)
-        self.drainer = Drainer(self.outbox, transport)
+        pacing = Pacing.from_config(config.section("ratelimit"), transport.paced, where)
+        self.drainer = Drainer(self.outbox, transport, pacing)
+        self.alerts = AlertRouter(self, config.bot.data_dir / DB_NAME)
+        self.scheduler = Scheduler()
+        urls = self.alerts.settings.fallback_urls
+        self.fallback = (
+            Fallback(self, load_apprise(urls, where), self.alerts.settings.fallback_after)
+            if urls
+            else None
+        )
+        self._alerts_wanted: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._flush_wanted: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -49,14 +64,21 @@ class App:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._flush_wanted = asyncio.Event()
+        self._alerts_wanted = asyncio.Event()
         self.drainer.add(self.outbox.open())
         if self.drainer.pending:
             log.info("%d message(s) pending from an earlier run", self.drainer.pending)
         self.outbox.on_put = self._wake_flusher
+        self.alerts.open()
+        self.alerts.wake = lambda: self._wake(self._alerts_wanted)
+        self._alerts_wanted.set()  # alerts raised while the bot was stopped go out now
         self._tasks = [
             asyncio.create_task(self._flusher(), name="lcbot-flusher"),
             asyncio.create_task(self.drainer.run(), name="lcbot-drainer"),
+            asyncio.create_task(self._poller(), name="lcbot-alerts"),
         ]
+        if self.fallback is not None:
+            self._tasks.append(asyncio.create_task(self.fallback.run(), name="lcbot-fallback"))
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         await self.plugins.acall("lcbot_startup", app=self)
@@ -87,15 +109,18 @@ class App:
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Run shutdown hooks, drain the outbox (bounded), stop the transport, close."""
         await self.plugins.acall("lcbot_shutdown", app=self)
+        self.alerts.route_new()  # alerts raised up to now go out with this drain
         if not await self.drain(drain_timeout):
             log.warning(
                 "%d message(s) still pending; they are sent at the next start", self.drainer.pending
             )
         await self.transport.stop()
+        self.scheduler.shutdown()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.outbox.close()
+        self.alerts.close()
         self.dispatcher.close()
 
     async def drain(self, timeout: float = 30.0) -> bool:
@@ -127,8 +152,50 @@ class App:
 
     # --- outbox flushing -----------------------------------------------------------------
 
+    # --- public API for plugins ------------------------------------------------------------
+
+    def alert(
+        self,
+        text: str,
+        level: str = "info",
+        title: str | None = None,
+        key: str | None = None,
+        resolved: bool = False,
+        source: str | None = None,
+    ) -> int:
+        """Raise an alert (any thread); returns its id. See lcbot.alerts for what follows."""
+        return self.alerts.raise_alert(text, level, title, key, resolved, source)
+
+    def every(self, seconds: float, fn: Any, name: str | None = None) -> Job:
+        """Run ``fn`` (def or async def) every ``seconds``; returns the Job."""
+        return self.scheduler.every(seconds, fn, name)
+
+    def cron(self, expression: str, fn: Any, name: str | None = None) -> Job:
+        """Run ``fn`` on a crontab schedule such as ``"*/5 * * * *"``; returns the Job."""
+        return self.scheduler.cron(expression, fn, name)
+
+    # --- background tasks ------------------------------------------------------------------
+
+    async def _poller(self) -> None:
+        """Route new alerts (woken in-process, polled for other processes) and CLI retries."""
+        assert self._alerts_wanted is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._alerts_wanted.wait(), AlertRouter.POLL)
+            self._alerts_wanted.clear()
+            try:
+                self.alerts.route_new()
+                self.drainer.add(self.outbox.take_retries())
+            except Exception:
+                log.exception("could not route alerts; retrying")
+                await asyncio.sleep(1)
+
     def _wake_flusher(self) -> None:
-        loop, wanted = self._loop, self._flush_wanted
+        self._wake(self._flush_wanted)
+
+    def _wake(self, wanted: asyncio.Event | None) -> None:
+        """Set ``wanted`` from any thread (cheap when it is already set)."""
+        loop = self._loop
         if loop is None or wanted is None or wanted.is_set():
             return
         try:
@@ -143,6 +210,7 @@ class App:
     def _store(self) -> None:
         """Commit queued outbox writes and hand the new rows to the drainer."""
         self.drainer.add(self.outbox.flush())
+        self.drainer.committed()
 
     async def _flusher(self) -> None:
         assert self._flush_wanted is not None

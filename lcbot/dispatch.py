@@ -54,6 +54,17 @@ class Context:
         """Send an extra message to the caller (queued durably; any thread)."""
         self.app.outbox.put(self.reply_to, str(text))
 
+    def alert(
+        self,
+        text: str,
+        level: str = "info",
+        title: str | None = None,
+        key: str | None = None,
+        resolved: bool = False,
+    ) -> int:
+        """Raise an alert from this command (source: the command name); returns its id."""
+        return self.app.alert(text, level, title, key, resolved, source=self.command.name)
+
 
 @dataclass
 class _SetState:
@@ -197,7 +208,7 @@ class Dispatcher:
                 self._watcher = asyncio.create_task(self._watch_slow(), name="lcbot-slow")
         try:
             result = await future
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() is a failure too
             log.log(
                 logging.INFO if isinstance(exc, CommandError) else logging.ERROR,
                 "command %s from %s failed: %s",

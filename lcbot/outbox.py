@@ -22,27 +22,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id          INTEGER PRIMARY KEY,
-    recipient   TEXT    NOT NULL,
-    text        TEXT    NOT NULL,
-    kind        TEXT    NOT NULL DEFAULT 'reply',
-    state       TEXT    NOT NULL DEFAULT 'pending',
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    created     REAL    NOT NULL,
-    sent_at     REAL,
-    last_error  TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE state = 'pending';
-"""
+from lcbot.store import connect
 
-STATES = ("pending", "sent", "dead")
+STATES = ("pending", "sent", "dead", "retry")  # retry: set by `lcbot outbox retry`
+COLUMNS = "id, recipient, text, kind, attempts, created, priority"
 
 
 @dataclass
 class Message:
-    """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``."""
+    """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``.
+
+    ``priority``: 0 replies, notices and critical alerts; 1 warnings; 2 info (lower first).
+    """
 
     id: int
     recipient: str
@@ -50,16 +41,7 @@ class Message:
     kind: str = "reply"
     attempts: int = 0
     created: float = 0.0
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the lcbot database (creating it and its folder), in WAL mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
-    return db
+    priority: int = 0
 
 
 class Outbox:
@@ -73,6 +55,7 @@ class Outbox:
         self._new: list[Message] = []
         self._sent: list[int] = []
         self._failed: list[tuple[int, str, str, int]] = []  # attempts, state, error, id
+        self._deferred: list[tuple[str, tuple]] = []  # extra statements for the next commit
         self._ids = itertools.count(1)
         self.on_put: Callable[[], None] = lambda: None  # the App wakes its flusher here
 
@@ -81,11 +64,28 @@ class Outbox:
         self.db = connect(self.path)
         (last,) = self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
         self._ids = itertools.count(last + 1)
+        self.db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'retry'")
         rows = self.db.execute(
-            "SELECT id, recipient, text, kind, attempts, created FROM outbox "
-            "WHERE state = 'pending' ORDER BY id"
+            f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
         ).fetchall()
         return [Message(*row) for row in rows]
+
+    def take_retries(self) -> list[Message]:
+        """Rows that ``lcbot outbox retry`` marked while the bot runs; they become pending."""
+        assert self.db is not None, "outbox is not open"
+        rows = self.db.execute(
+            f"SELECT {COLUMNS} FROM outbox WHERE state = 'retry' ORDER BY id"
+        ).fetchall()
+        messages = [Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows]
+        for m in messages:
+            self.defer("UPDATE outbox SET state = 'pending', attempts = 0 WHERE id = ?", (m.id,))
+        return messages
+
+    def defer(self, sql: str, params: tuple = ()) -> None:
+        """Run ``sql`` in the next flush's transaction (atomic with the rows put before it)."""
+        with self._lock:
+            self._deferred.append((sql, params))
+        self.on_put()
 
     def close(self) -> None:
         if self.db is not None:
@@ -93,11 +93,12 @@ class Outbox:
             self.db.close()
             self.db = None
 
-    def put(self, recipient: str, text: str, kind: str = "reply") -> None:
+    def put(self, recipient: str, text: str, kind: str = "reply", priority: int = 0) -> None:
         """Queue a message (any thread). It is stored by the next flush, then sent."""
         with self._lock:
             first = not self._new
-            self._new.append(Message(next(self._ids), recipient, text, kind, 0, self.clock()))
+            message = Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority)
+            self._new.append(message)
         if first:  # one wake-up per batch is enough
             self.on_put()
 
@@ -113,7 +114,7 @@ class Outbox:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._sent or self._failed)
+        return bool(self._new or self._sent or self._failed or self._deferred)
 
     def flush(self) -> list[Message]:
         """Commit queued writes in one transaction; returns the newly stored messages."""
@@ -121,16 +122,20 @@ class Outbox:
             new, self._new = self._new, []
             sent, self._sent = self._sent, []
             failed, self._failed = self._failed, []
-        if not (new or sent or failed):
+            deferred, self._deferred = self._deferred, []
+        if not (new or sent or failed or deferred):
             return []
         assert self.db is not None, "outbox is not open"
         db = self.db
         db.execute("BEGIN")
         try:
             db.executemany(
-                "INSERT INTO outbox (id, recipient, text, kind, created) VALUES (?, ?, ?, ?, ?)",
-                [(m.id, m.recipient, m.text, m.kind, m.created) for m in new],
+                "INSERT INTO outbox (id, recipient, text, kind, created, priority) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(m.id, m.recipient, m.text, m.kind, m.created, m.priority) for m in new],
             )
+            for sql, params in deferred:
+                db.execute(sql, params)
             # failures first: a message that failed, then was sent, ends up sent
             db.executemany(
                 "UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", failed
@@ -146,5 +151,6 @@ class Outbox:
             db.execute("ROLLBACK")
             with self._lock:  # keep them for the next try: nothing is dropped
                 self._new[:0], self._sent[:0], self._failed[:0] = new, sent, failed
+                self._deferred[:0] = deferred
             raise
         return new

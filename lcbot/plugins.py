@@ -32,7 +32,7 @@ log = logging.getLogger("lcbot.plugins")
 
 ENTRY_POINT_GROUP = "lcbot"
 LOAD_ENV = "LCBOT_LOAD_PLUGINS"
-BUILTINS = ("lcbot.builtin.basics",)
+BUILTINS = ("lcbot.builtin.basics", "lcbot.builtin.alerting")
 
 
 @dataclass
@@ -139,7 +139,7 @@ class PluginHost:
             self._impls.clear()
             self.pm.register(plugin, name=record.name)
             self.pm.check_pending()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if self.pm.get_plugin(record.name) is not None:
                 self.pm.unregister(name=record.name)
             self._mark_failed(record, exc, "load")
@@ -187,7 +187,7 @@ class PluginHost:
         for name, impl in self.implementations(hook):
             try:
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self.fail(name, exc, hook)
                 continue
             if result is not None:
@@ -202,7 +202,7 @@ class PluginHost:
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
                 if inspect.isawaitable(result):
                     result = await result
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self.fail(name, exc, hook)
                 continue
             if result is not None:
@@ -217,7 +217,7 @@ class PluginHost:
             before = set(registry.commands)
             try:
                 impl.function(*[{"registry": registry}[a] for a in impl.argnames])
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 for added in set(registry.commands) - before:
                     del registry.commands[added]
                 self.fail(name, exc, "register_commands")

@@ -1,9 +1,18 @@
-"""Example folder plugin: host status and a poll interval admins can change.
+"""Example folder plugin: host status, a poll interval admins can change, and disk alerts.
 
     status           uptime, load, memory and disk of this host, and the interval
-    interval:SECONDS set the poll interval (admin)
+    interval:SECONDS set the poll interval (admin); the disk check follows it
 
-Configuration (optional): ``[sysmon] interval = 60``.
+Every ``interval`` seconds the disk usage of each configured path is checked: above
+``disk_warn`` percent raises a warning alert keyed ``disk:<path>`` (repeats are
+de-duplicated by the alert router); back under raises the matching resolved alert.
+
+Configuration (all optional)::
+
+    [sysmon]
+    interval = 60        # seconds
+    paths = ["/"]
+    disk_warn = 90       # percent
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ import threading
 
 from lcbot import CmdType, CommandError, Pri, hookimpl
 
-_state = {"interval": 60}
+_state: dict = {"interval": 60, "paths": ["/"], "disk_warn": 90.0, "job": None, "app": None}
+_over: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -46,16 +56,69 @@ def _load() -> str:
         return "n/a"
 
 
+def disk_percent(path: str) -> float:
+    usage = shutil.disk_usage(path)
+    return 100.0 * usage.used / usage.total
+
+
 def _disk(path: str = "/") -> str:
     usage = shutil.disk_usage(path)
     return f"{path} {usage.used / usage.total:.0%} of {usage.total / 2**30:.0f} GiB"
 
 
+def check_disks() -> None:
+    """One disk check: warn above the threshold, resolve when back under."""
+    app = _state["app"]
+    for path in _state["paths"]:
+        try:
+            percent = disk_percent(path)
+        except OSError as exc:
+            app.alert(
+                f"cannot check disk {path}: {exc}",
+                level="warning",
+                key=f"disk:{path}",
+                source="sysmon",
+            )
+            continue
+        if percent >= _state["disk_warn"]:
+            _over.add(path)
+            app.alert(
+                f"disk {path} is {percent:.0f}% full (limit {_state['disk_warn']:.0f}%)",
+                level="warning",
+                title="disk",
+                key=f"disk:{path}",
+                source="sysmon",
+            )
+        elif path in _over:
+            _over.discard(path)
+            app.alert(
+                f"disk {path} is back to {percent:.0f}%",
+                level="warning",
+                title="disk",
+                key=f"disk:{path}",
+                resolved=True,
+                source="sysmon",
+            )
+
+
+def _positive_number(section: dict, name: str, default: float) -> float:
+    value = section.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"[sysmon] {name} must be a number > 0, not {value!r}")
+    return value
+
+
 @hookimpl
 def lcbot_startup(app):
-    interval = app.config.section("sysmon").get("interval", 60)
-    if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
-        _state["interval"] = interval
+    section = app.config.section("sysmon")
+    _state["interval"] = int(_positive_number(section, "interval", 60))
+    _state["disk_warn"] = float(_positive_number(section, "disk_warn", 90))
+    paths = section.get("paths", ["/"])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ValueError(f"[sysmon] paths must be a list of paths, not {paths!r}")
+    _state["paths"] = paths
+    _state["app"] = app
+    _state["job"] = app.every(_state["interval"], check_disks, name="sysmon disk check")
 
 
 @hookimpl
@@ -83,4 +146,6 @@ def register_commands(registry):
             raise CommandError("interval must be between 1 and 86400 seconds")
         with _lock:
             _state["interval"] = seconds
+            if _state["job"] is not None:
+                _state["job"].reschedule(seconds)
         return f"interval set to {seconds}s"

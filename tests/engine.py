@@ -26,7 +26,12 @@ class Bot:
         return [t for r, t in self.transport.sent[before:] if r == sender]
 
     def to(self, recipient: str) -> list[str]:
+        """Messages sent to ``recipient`` (coalesced ones hold several lines)."""
         return [t for r, t in self.transport.sent if r == recipient]
+
+    def lines(self, recipient: str) -> list[str]:
+        """Every line sent to ``recipient``, across (coalesced) messages."""
+        return [line for text in self.to(recipient) for line in text.split("\n")]
 
 
 @contextlib.asynccontextmanager

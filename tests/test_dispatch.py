@@ -205,7 +205,7 @@ def test_slow_handler_gets_one_notice_then_result(tmp_path):
             slow.release.set()
             await task
             assert await bot.app.drain(5)
-            assert bot.to("user1") == ["slow: still running…", "extra line", "finally"]
+            assert bot.lines("user1") == ["slow: still running…", "extra line", "finally"]
             assert await bot.send("admin1", "aslow") == [
                 "aslow: still running…",
                 "async done",
@@ -349,8 +349,9 @@ def test_reply_from_another_thread(tmp_path):
 
     async def go():
         async with running_bot(tmp_path, Threads()) as bot:
-            replies = await bot.send("user1", "fan")
-            assert sorted(replies[:-1]) == sorted(f"part {i}" for i in range(20))
-            assert replies[-1] == "all parts"
+            await bot.send("user1", "fan")
+            lines = bot.lines("user1")
+            assert sorted(lines[:-1]) == sorted(f"part {i}" for i in range(20))
+            assert lines[-1] == "all parts"
 
     run(go())

@@ -59,68 +59,6 @@ def test_puts_from_many_threads_lose_nothing(tmp_path):
     box.close()
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_drainer_order_retry_backoff_and_dead(tmp_path):
-    async def go():
-        path = tmp_path / "lcbot.db"
-        box = Outbox(path)
-        box.open()
-        transport = MemoryTransport()
-        await transport.start(lambda m: None)
-        clock = Clock()
-        drainer = Drainer(box, transport, clock=clock, max_attempts=3)
-        for i in range(3):
-            box.put("alice", f"a{i}")
-        box.put("bob", "b0")
-        drainer.add(box.flush())
-
-        transport.fail_next = 1
-        await drainer.send_round()
-        # alice's first send failed: alice waits, bob is not held up
-        assert transport.sent == [("bob", "b0")]
-        assert drainer.blocked_until["alice"] == 1001.0  # 1 s after the first failure
-        await drainer.send_round()
-        assert transport.sent == [("bob", "b0")]  # still blocked: the clock did not move
-        clock.now = 1001.0
-        transport.fail_next = 1
-        await drainer.send_round()
-        assert drainer.blocked_until["alice"] == 1003.0  # 2 s after the second failure
-        clock.now = 1003.0
-        await drainer.send_round()
-        assert [t for r, t in transport.sent if r == "alice"] == ["a0", "a1", "a2"]
-        box.flush()
-        assert {r[2]: (r[3], r[4]) for r in rows(path)} == {
-            "a0": ("sent", 2),
-            "a1": ("sent", 0),
-            "a2": ("sent", 0),
-            "b0": ("sent", 0),
-        }
-
-        box.put("carol", "c0")
-        box.put("carol", "c1")
-        drainer.add(box.flush())
-        transport.fail_next = 3
-        for _ in range(3):
-            await drainer.send_round()
-            clock.now += 600
-        await drainer.send_round()
-        assert [t for r, t in transport.sent if r == "carol"] == ["c1"]  # c0 went dead
-        box.flush()
-        states = {r[2]: (r[3], r[4]) for r in rows(path)}
-        assert states["c0"] == ("dead", 3) and states["c1"] == ("sent", 0)
-        assert drainer.backoff(20) == 300.0  # capped
-        box.close()
-
-    asyncio.run(go())
-
-
 def test_nothing_sent_while_transport_not_ready(tmp_path):
     async def go():
         box = Outbox(tmp_path / "lcbot.db")

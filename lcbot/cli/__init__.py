@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lcbot import __version__
-from lcbot.cli import config_cmds, plugins_cmds, run_cmd, users
+from lcbot.cli import alert_cmds, config_cmds, plugins_cmds, run_cmd, users
 from lcbot.cli.common import LcbotGroup
 
 app = typer.Typer(
@@ -44,6 +44,9 @@ app.add_typer(users.app, name="user")
 app.add_typer(config_cmds.app, name="config")
 app.add_typer(plugins_cmds.plugins_app, name="plugins")
 app.add_typer(plugins_cmds.commands_app, name="commands")
+app.command("alert")(alert_cmds.alert)
+app.add_typer(alert_cmds.alerts_app, name="alerts")
+app.add_typer(alert_cmds.outbox_app, name="outbox")
 
 
 def main() -> None:

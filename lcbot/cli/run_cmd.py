@@ -21,6 +21,7 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job adds are not news
 
 
 def wechat_configured(cfg: config.Config) -> bool:

@@ -8,7 +8,7 @@ At the end of input the app drains pending messages and exits 0.
 from __future__ import annotations
 
 import asyncio
-import os
+import io
 import sys
 import threading
 from typing import TextIO
@@ -23,7 +23,7 @@ class ConsoleTransport(Transport):
     def __init__(self, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None):
         super().__init__()
         self.user = user
-        self.stdin = stdin or sys.stdin or open(os.devnull)  # fd 0 closed: no input
+        self.stdin = stdin or sys.stdin or io.StringIO()  # fd 0 closed: no input
         from rich.console import Console
 
         self.console = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)

@@ -1,0 +1,234 @@
+"""``lcbot alert``, ``lcbot alerts recent`` and ``lcbot outbox list|retry|purge``.
+
+They work on the database in ``data_dir`` whether or not ``lcbot run`` is running: a
+running bot picks new alerts and retried rows up within a second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from lcbot import config
+from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
+from lcbot.errors import UsageError
+
+alerts_app = sub_app("Inspect alerts and their routing.")
+outbox_app = sub_app("Inspect and repair the queue of outgoing messages.")
+
+
+def _db(config_path, create: bool = True):
+    from lcbot.store import DB_NAME, connect
+
+    cfg = config.load(config_path)
+    path = cfg.bot.data_dir / DB_NAME
+    if not create and not path.exists():
+        return None
+    return connect(path)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def alert(
+    text: Annotated[str, typer.Argument(help="Alert text; - reads it from standard input.")],
+    level: Annotated[
+        str, typer.Option("--level", "-l", help="info, warning or critical.", metavar="LEVEL")
+    ] = "info",
+    title: Annotated[str | None, typer.Option("--title", help="Short title.")] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="De-duplication key (e.g. disk:/var).")
+    ] = None,
+    resolved: Annotated[
+        bool, typer.Option("--resolved", help="The problem is over: always delivered.")
+    ] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Raise an alert; prints its id. Works whether or not `lcbot run` is running."""
+    from lcbot.alerts import check_level, insert_alert
+
+    check_level(level)
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise UsageError("alert text is empty")
+    db = _db(config_path)
+    try:
+        alert_id = insert_alert(db, text, level, title, key, resolved, source="cli")
+    finally:
+        db.close()
+    typer.echo(alert_id)
+
+
+@alerts_app.command("recent")
+def recent(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 20,
+    json_output: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Recent alerts with their outcome: delivered to whom, deduplicated, silenced, …"""
+    db = _db(config_path, create=False)
+    rows = (
+        []
+        if db is None
+        else db.execute(
+            "SELECT id, created, level, title, text, key, resolved, source, state, outcome "
+            "FROM alerts ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    )
+    items = [
+        {
+            "id": r[0],
+            "created": r[1],
+            "level": r[2],
+            "title": r[3],
+            "text": r[4],
+            "key": r[5],
+            "resolved": bool(r[6]),
+            "source": r[7],
+            "state": r[8],
+            "outcome": json.loads(r[9]) if r[9] else None,
+        }
+        for r in rows
+    ]
+    if json_output:
+        print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("id", "time", "level", "alert", "key", "outcome")
+    for a in items:
+        outcome = a["state"]
+        details = a["outcome"] or {}
+        if details.get("to"):
+            outcome += " to " + ", ".join(details["to"])
+        if details.get("muted"):
+            outcome += " (muted: " + ", ".join(details["muted"]) + ")"
+        text = (f"{a['title']}: " if a["title"] else "") + a["text"]
+        if a["resolved"]:
+            text = "resolved: " + text
+        table.add_row(
+            str(a["id"]),
+            _when(a["created"]),
+            a["level"],
+            escape(text),
+            escape(a["key"] or ""),
+            escape(outcome),
+        )
+    stdout().print(table)
+
+
+@outbox_app.command("list")
+def list_outbox(
+    state: Annotated[
+        str | None, typer.Option("--state", help="pending, sent or dead.", metavar="STATE")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 50,
+    json_output: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """List queued, sent and dead messages (newest first)."""
+    from lcbot.outbox import STATES
+
+    if state is not None and state not in STATES:
+        raise UsageError(f"unknown state {state!r}; valid states: {', '.join(STATES)}")
+    db = _db(config_path, create=False)
+    where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+    rows = (
+        []
+        if db is None
+        else db.execute(
+            "SELECT id, created, recipient, kind, state, attempts, sent_at, last_error, text "
+            f"FROM outbox {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+    )
+    keys = (
+        "id",
+        "created",
+        "recipient",
+        "kind",
+        "state",
+        "attempts",
+        "sent_at",
+        "last_error",
+        "text",
+    )
+    items = [dict(zip(keys, r, strict=True)) for r in rows]
+    if json_output:
+        print_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("id", "queued", "to", "kind", "state", "tries", "text")
+    for m in items:
+        state_text = m["state"] + (f" ({m['last_error']})" if m["last_error"] else "")
+        first_line = m["text"].split("\n")[0][:60]
+        table.add_row(
+            str(m["id"]),
+            _when(m["created"]),
+            escape(m["recipient"]),
+            m["kind"],
+            escape(state_text),
+            str(m["attempts"]),
+            escape(first_line),
+        )
+    stdout().print(table)
+
+
+@outbox_app.command("retry")
+def retry(
+    message_id: Annotated[int | None, typer.Argument(help="Message id.", metavar="ID")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Retry every dead message.")] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Send dead messages again (a running bot picks them up within a second)."""
+    if (message_id is None) == (not dead):
+        raise UsageError("give a message ID or --dead")
+    db = _db(config_path, create=False)
+    if db is None:
+        raise UsageError("no outbox yet: nothing to retry")
+    if dead:
+        count = db.execute("UPDATE outbox SET state = 'retry' WHERE state = 'dead'").rowcount
+    else:
+        row = db.execute("SELECT state FROM outbox WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"no message {message_id}")
+        if row[0] != "dead":
+            raise UsageError(f"message {message_id} is {row[0]}, not dead")
+        count = db.execute("UPDATE outbox SET state = 'retry' WHERE id = ?", (message_id,)).rowcount
+    stdout().print(f"{count} message(s) queued again")
+
+
+@outbox_app.command("purge")
+def purge(
+    sent: Annotated[bool, typer.Option("--sent", help="Delete sent messages.")] = False,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only those sent longer ago (e.g. 7d).")
+    ] = "0s",
+    config_path: ConfigOption = None,
+) -> None:
+    """Delete sent messages (pending and dead ones are never purged)."""
+    from lcbot.durations import parse_duration
+
+    if not sent:
+        raise UsageError("purge what? only --sent can be purged")
+    try:
+        age = parse_duration(older_than) if older_than != "0s" else 0.0
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    db = _db(config_path, create=False)
+    count = (
+        0
+        if db is None
+        else db.execute(
+            "DELETE FROM outbox WHERE state = 'sent' AND sent_at <= ?", (time.time() - age,)
+        ).rowcount
+    )
+    stdout().print(f"purged {count} sent message(s)")

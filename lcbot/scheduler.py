@@ -1,0 +1,109 @@
+"""Periodic jobs for plugins, on APScheduler's asyncio scheduler.
+
+``app.every(seconds, fn)`` and ``app.cron("*/5 * * * *", fn)``: ``fn`` may be a plain
+function (run in a worker thread) or ``async def`` (run on the event loop). A job that
+raises is logged with its name and keeps its schedule; a run that would overlap the
+previous one is skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("lcbot.scheduler")
+
+
+class Job:
+    """A scheduled job: ``cancel()`` it, or ``reschedule(seconds)`` an ``every`` job."""
+
+    def __init__(self, job: Any) -> None:
+        self._job = job
+        self.name: str = job.name
+
+    def cancel(self) -> None:
+        self._job.remove()
+
+    def reschedule(self, seconds: float) -> None:
+        self._job.reschedule("interval", seconds=seconds)
+
+    @property
+    def next_run(self) -> Any:
+        return self._job.next_run_time
+
+
+def _guarded(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async() -> None:
+            try:
+                await fn()
+            except Exception:
+                log.exception("scheduled job %s failed; it keeps its schedule", name)
+
+        return run_async
+
+    @functools.wraps(fn)
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("scheduled job %s failed; it keeps its schedule", name)
+
+    return run
+
+
+class Scheduler:
+    """Created by the App; APScheduler is imported on the first job only."""
+
+    def __init__(self) -> None:
+        self._scheduler: Any = None
+
+    def _get(self) -> Any:
+        if self._scheduler is None:
+            import asyncio
+
+            from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+            self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+            self._scheduler.start()
+        return self._scheduler
+
+    def every(self, seconds: float, fn: Callable[..., Any], name: str | None = None) -> Job:
+        if not seconds or seconds <= 0:
+            raise ValueError("every(): seconds must be > 0")
+        name = name or getattr(fn, "__qualname__", repr(fn))
+        job = self._get().add_job(
+            _guarded(fn, name),
+            "interval",
+            seconds=seconds,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        return Job(job)
+
+    def cron(self, expression: str, fn: Callable[..., Any], name: str | None = None) -> Job:
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(expression)  # ValueError on a bad expression
+        name = name or getattr(fn, "__qualname__", repr(fn))
+        job = self._get().add_job(
+            _guarded(fn, name),
+            trigger,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        return Job(job)
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None

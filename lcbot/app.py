@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 from lcbot.alerts import AlertRouter
+from lcbot.asyncutil import wait_event
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.dispatch import Dispatcher
@@ -135,8 +136,7 @@ class App:
             if remaining <= 0:
                 return False
             self.drainer.progress.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.drainer.progress.wait(), min(remaining, 0.5))
+            await wait_event(self.drainer.progress, min(remaining, 0.5))
 
     def _task_ended(self, task: asyncio.Task[Any]) -> None:
         """A background task must never end while the bot runs: log it and stop the bot."""
@@ -180,8 +180,7 @@ class App:
         """Route new alerts (woken in-process, polled for other processes) and CLI retries."""
         assert self._alerts_wanted is not None
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._alerts_wanted.wait(), AlertRouter.POLL)
+            await wait_event(self._alerts_wanted, AlertRouter.POLL)
             self._alerts_wanted.clear()
             try:
                 self.alerts.route_new()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 import time
 from collections import deque
@@ -27,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from lcbot.asyncutil import wait_event
 from lcbot.errors import ConfigError
 from lcbot.outbox import Message, Outbox
 from lcbot.transports.base import Transport
@@ -179,8 +179,7 @@ class Drainer:
             if at is None or at > now:
                 self.wake.clear()
                 timeout = None if at is None else at - now
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout)
+                await wait_event(self.wake, timeout)
                 continue
             await self.send_round()
             self.progress.set()

@@ -124,7 +124,10 @@ def test_priority_replies_and_critical_before_warning_before_info(tmp_path):
         for _ in range(5):
             sent += [t for _, t in await rig.round()]
         assert "\n".join(sent).split("\n") == [
-            "reply one", "critical one", "warning one", "info one"
+            "reply one",
+            "critical one",
+            "warning one",
+            "info one",
         ]
         # the most urgent recipient goes first
         rig.put("bob", "info for bob", priority=2)
@@ -216,7 +219,7 @@ def test_pacing_from_config():
     assert (console.per_second, console.per_minute, console.per_recipient_gap) == (0, 0, 0)
     tuned = Pacing.from_config({"per_minute": 0, "max_chars": 500}, paced=True, where="x")
     assert tuned.per_minute == 0 and tuned.per_second == 1 and tuned.max_chars == 500
-    with pytest.raises(ConfigError, match="ratelimit.per_second"):
+    with pytest.raises(ConfigError, match=r"ratelimit\.per_second"):
         Pacing.from_config({"per_second": "fast"}, paced=False, where="x")
     with pytest.raises(ConfigError, match="unknown key"):
         Pacing.from_config({"per_hour": 3}, paced=False, where="x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
@@ -17,6 +18,23 @@ class Bot:
     def __init__(self, app: App, transport: MemoryTransport) -> None:
         self.app = app
         self.transport = transport
+
+    async def alert(self, text: str, **kw) -> int:
+        """Raise an alert and wait until it is routed and every message is sent."""
+        alert_id = self.app.alert(text, **kw)
+        await asyncio.sleep(0)
+        self.app.alerts.route_new()
+        assert await self.app.drain(10)
+        return alert_id
+
+    def outcome(self, alert_id: int) -> dict:
+        import json
+
+        db = self.app.outbox.db
+        state, outcome = db.execute(
+            "SELECT state, outcome FROM alerts WHERE id = ?", (alert_id,)
+        ).fetchone()
+        return {"state": state, **json.loads(outcome or "{}")}
 
     async def send(self, sender: str, text: str) -> list[str]:
         """Send as ``sender``; return the texts that reached ``sender`` because of it."""
@@ -35,11 +53,14 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(tmp_path: Path, *plugins, users=USERS, bot=None, builtins=True):
+async def running_bot(
+    tmp_path: Path, *plugins, users=USERS, bot=None, builtins=True, sections=None
+):
     raw = {
         "bot": {"data_dir": str(tmp_path / "data"), **(bot or {})},
         "users": [{"name": n, "pri": p} for n, p in users],
         "plugins": {"dirs": []},
+        **(sections or {}),
     }
     config = validate(raw, tmp_path / "lcbot.toml")
     host = PluginHost()

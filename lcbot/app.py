@@ -16,6 +16,7 @@ from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.fallback import Fallback, load_apprise
 from lcbot.outbox import Outbox
+from lcbot.pairing import Binder
 from lcbot.plugins import PluginHost, load_host
 from lcbot.scheduler import Job, Scheduler
 from lcbot.store import DB_NAME
@@ -53,6 +54,7 @@ class App:
             else None
         )
         self._alerts_wanted: asyncio.Event | None = None
+        self.binder = Binder(self)
         self._stop: asyncio.Event | None = None
         self._flush_wanted: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -151,6 +153,10 @@ class App:
         self.request_stop()
 
     # --- outbox flushing -----------------------------------------------------------------
+
+    def reload_users(self, users: list) -> None:
+        """Replace the user directory (after lcbot.toml changed, e.g. a contact was bound)."""
+        self.directory = Directory(users)
 
     # --- public API for plugins ------------------------------------------------------------
 

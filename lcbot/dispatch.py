@@ -128,6 +128,8 @@ class Dispatcher:
         """Handle one message to completion (the handler included)."""
         user = self.resolve(msg)
         if user is None:
+            if msg.room_id is None and await self.app.binder.handle(msg):
+                return
             log.info("ignored message from unknown sender %r", msg.sender_id)
             return
         reply_to = msg.reply_to or user.name

@@ -2,7 +2,8 @@
 running bot and CLI commands (``lcbot alert``, ``lcbot outbox …``).
 
 Tables: ``outbox`` (every outgoing message), ``alerts`` (every alert with its routing
-outcome), ``alert_keys`` (de-duplication state), ``silences`` and ``mutes``. The schema
+outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes`` and ``pairing``
+(hashed one-time codes). The schema
 version is kept in ``PRAGMA user_version``; ``connect`` upgrades older files in place.
 """
 
@@ -55,6 +56,10 @@ MIGRATIONS = [
     );
     CREATE TABLE silences (key TEXT PRIMARY KEY, until REAL NOT NULL, by TEXT);
     CREATE TABLE mutes (user TEXT PRIMARY KEY, until REAL NOT NULL);
+    """,
+    # 3: pairing codes (hashed) for binding a WeChat contact to a user
+    """
+    CREATE TABLE pairing (code_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL);
     """,
 ]
 

@@ -36,7 +36,49 @@ def add(
         from lcbot.users import add_user
 
         user = add_user(raw, name, level, wxid)
-    stdout().print(f"added {escape(user.name)} ({user.pri.label})")
+    out = stdout()
+    out.print(f"added {escape(user.name)} ({user.pri.label})")
+    if wxid is None:
+        code = _invite(config_path, user.name)
+        out.print(f"pairing code for {escape(user.name)} (valid 24 h, single use): {code}")
+        out.print(f"{escape(user.name)} sends `bind {code}` to the bot on WeChat")
+
+
+def _invite(config_path, name: str) -> str:
+    from lcbot import pairing
+    from lcbot.store import DB_NAME, connect
+
+    cfg = config.load(config_path)
+    db = connect(cfg.bot.data_dir / DB_NAME)
+    try:
+        return pairing.issue(db, name)
+    finally:
+        db.close()
+
+
+@app.command("invite")
+def invite(
+    name: Annotated[str, typer.Argument(help="User to invite.", metavar="NAME")],
+    json_output: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Issue a fresh one-time pairing code for a user (earlier codes stop working)."""
+    from lcbot.errors import UsageError
+    from lcbot.users import find_user
+
+    cfg = config.load(config_path)
+    user = find_user(cfg.users, name)
+    if user is None:
+        raise UsageError(f"no user named {name!r} (see: lcbot user list)")
+    code = _invite(config_path, user.name)
+    if json_output:
+        print_json({"user": user.name, "code": code, "valid_seconds": 86400})
+        return
+    out = stdout()
+    out.print(f"pairing code for {escape(user.name)} (valid 24 h, single use): {code}")
+    out.print(f"{escape(user.name)} sends `bind {code}` to the bot on WeChat")
+    if user.wxid:
+        out.print(f"note: {escape(user.name)} is bound already; binding again replaces the id")
 
 
 @app.command("remove")

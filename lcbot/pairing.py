@@ -1,0 +1,151 @@
+"""Pairing codes: how a WeChat contact proves it is a configured user.
+
+``lcbot user add alice`` (without ``--wxid``) or ``lcbot user invite alice`` issues a
+one-time code: 10 random characters from an alphabet without look-alikes, valid 24 h,
+stored only as a SHA-256 hash in the database. Alice sends ``bind CODE`` to the bot; the
+bot writes her contact id into lcbot.toml (locked, atomic save) and confirms. Every
+failure gets the same refusal; after 5 wrong codes from one contact within an hour, its
+messages are ignored for the rest of that hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("lcbot.pairing")
+
+ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
+LENGTH = 10
+VALID_SECONDS = 24 * 3600
+MAX_FAILURES = 5
+WINDOW = 3600.0
+REFUSAL = "invalid or expired code"
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def normalize(text: str) -> str:
+    """What the user typed → the code as stored (case, spaces and dashes do not matter)."""
+    return "".join(ch for ch in text.upper() if ch not in " -\t")
+
+
+def display(code: str) -> str:
+    return f"{code[:5]}-{code[5:]}"
+
+
+def issue(db: sqlite3.Connection, user: str, now: float | None = None) -> str:
+    """A fresh code for ``user`` (earlier unused codes of that user stop working)."""
+    now = time.time() if now is None else now
+    code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DELETE FROM pairing WHERE user = ? OR expires <= ?", (user, now))
+        db.execute("INSERT INTO pairing VALUES (?, ?, ?)", (_hash(code), user, now + VALID_SECONDS))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return display(code)
+
+
+def redeem(db: sqlite3.Connection, text: str, now: float | None = None) -> str | None:
+    """The user a valid code belongs to (the code is used up), or None."""
+    now = time.time() if now is None else now
+    code = normalize(text)
+    if len(code) != LENGTH or any(ch not in ALPHABET for ch in code):
+        return None
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(
+            "SELECT user FROM pairing WHERE code_hash = ? AND expires > ?", (_hash(code), now)
+        ).fetchone()
+        if row:
+            db.execute("DELETE FROM pairing WHERE code_hash = ?", (_hash(code),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return row[0] if row else None
+
+
+class Throttle:
+    """Counts wrong codes per contact; ``blocked`` after MAX_FAILURES within WINDOW."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.failures: dict[str, list[float]] = {}
+
+    def _recent(self, contact: str) -> list[float]:
+        now = self.clock()
+        times = [t for t in self.failures.get(contact, []) if now - t < WINDOW]
+        self.failures[contact] = times
+        return times
+
+    def blocked(self, contact: str) -> bool:
+        return len(self._recent(contact)) >= MAX_FAILURES
+
+    def failed(self, contact: str) -> None:
+        self._recent(contact).append(self.clock())
+
+
+class Binder:
+    """Handles ``bind CODE`` from contacts that are not (yet) users."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.throttle = Throttle()
+
+    async def handle(self, msg: Any) -> bool:
+        """True if ``msg`` was a bind attempt (answered or ignored), False otherwise."""
+        from lcbot.commands import parse
+
+        parsed = parse(msg.text)
+        if parsed is None or parsed[0] != "bind":
+            return False
+        contact = msg.sender_id
+        reply_to = f"contact:{contact}"
+        if self.throttle.blocked(contact):
+            log.warning("bind attempt from %r ignored: too many wrong codes", contact)
+            return True
+        user = redeem(self.app.outbox.db, parsed[1] or "")
+        if user is None:
+            self.throttle.failed(contact)
+            log.warning("wrong or expired pairing code from contact %r", contact)
+            self.app.outbox.put(reply_to, REFUSAL)
+            return True
+        try:
+            bound = await asyncio.to_thread(self._write_wxid, user, contact)
+        except Exception as exc:  # user removed meanwhile, contact already bound, bad file
+            log.error("could not bind contact %r to user %r: %s", contact, user, exc)
+            self.app.outbox.put(reply_to, REFUSAL)
+            return True
+        log.warning("contact %r (%s) is now user %s", contact, msg.sender_name, bound.name)
+        self.app.outbox.put(
+            bound.name, f"bound: you are {bound.name} ({bound.pri.label}); send help"
+        )
+        return True
+
+    def _write_wxid(self, user: str, contact: str) -> Any:
+        from lcbot import config
+        from lcbot.users import find_user, parse_users
+
+        with config.edit(self.app.config.path) as raw:
+            users = parse_users(raw.get("users"), str(self.app.config.path))
+            target = find_user(users, user)
+            if target is None:
+                raise LookupError(f"user {user!r} no longer exists")
+            if any(u.wxid == contact for u in users if u is not target):
+                raise LookupError("this contact is already bound to another user")
+            raw["users"][users.index(target)]["wxid"] = contact
+        updated = config.load(self.app.config.path)
+        self.app.reload_users(updated.users)
+        return find_user(updated.users, user)

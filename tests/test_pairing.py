@@ -1,0 +1,176 @@
+"""Pairing codes and ``bind CODE``: contact ids get into lcbot.toml safely."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from lcbot import config, pairing
+from lcbot.app import App
+from lcbot.plugins import PluginHost
+from lcbot.store import DB_NAME, connect
+from lcbot.transports.base import Incoming
+from lcbot.transports.memory import MemoryTransport
+from tests.conftest import run_lcbot
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+
+def test_codes_are_random_hashed_single_use_and_expire(tmp_path):
+    db = connect(tmp_path / "lcbot.db")
+    code = pairing.issue(db, "alice", now=1000.0)
+    raw = pairing.normalize(code)
+    assert len(raw) == 10 and set(raw) <= set(pairing.ALPHABET)
+    assert not set("01OIL") & set(raw)
+    stored = [row[0] for row in db.execute("SELECT code_hash FROM pairing")]
+    assert stored and raw not in stored[0] and len(stored[0]) == 64  # only a sha256
+    assert pairing.redeem(db, code.lower().replace("-", " "), now=2000.0) == "alice"
+    assert pairing.redeem(db, code, now=2000.0) is None  # single use
+    late = pairing.issue(db, "bob", now=1000.0)
+    assert pairing.redeem(db, late, now=1000.0 + 24 * 3600 + 1) is None  # expired
+    first = pairing.issue(db, "carol", now=1000.0)
+    second = pairing.issue(db, "carol", now=1001.0)
+    assert pairing.redeem(db, first, now=1002.0) is None  # replaced by the fresh one
+    assert pairing.redeem(db, second, now=1002.0) == "carol"
+    assert pairing.issue(db, "x") != pairing.issue(db, "y")
+    assert pairing.redeem(db, "not-a-code") is None
+
+
+def test_throttle():
+    now = [0.0]
+    throttle = pairing.Throttle(clock=lambda: now[0])
+    for _ in range(5):
+        assert not throttle.blocked("c")
+        throttle.failed("c")
+    assert throttle.blocked("c") and not throttle.blocked("other")
+    now[0] = 3600.0
+    assert not throttle.blocked("c")
+
+
+class IdTransport(MemoryTransport):
+    identity = "id"
+
+    async def say(self, contact: str, text: str, name: str | None = None) -> None:
+        assert self.on_message is not None
+        await self.on_message(Incoming(contact, name or contact, text))
+
+
+async def start_app(path):
+    cfg = config.load(path)
+    host = PluginHost()
+    host.load_all()
+    transport = IdTransport()
+    app = App(cfg, transport, plugins=host)
+    await app.start()
+    return app, transport
+
+
+def write_config(tmp_path):
+    path = tmp_path / "lcbot.toml"
+    path.write_text(
+        '[bot]\ndata_dir = "data"\n\n[[users]]\nname = "root"\npri = "root"\nwxid = "wx_root"\n\n'
+        '[[users]]\nname = "alice"\npri = "admin"\n\n[[users]]\nname = "bob"\npri = "user"\n'
+        "\n[custom]\nkeep = true\n"
+    )
+    return path
+
+
+def test_bind_writes_contact_id_and_commands_work(tmp_path):
+    path = write_config(tmp_path)
+
+    async def go():
+        app, transport = await start_app(path)
+        try:
+            db = connect(tmp_path / "data" / DB_NAME)
+            code = pairing.issue(db, "alice")
+            await transport.say("wx_alice", "whoami", name="alice")  # not bound: silence
+            assert await app.drain(5) and transport.sent == []
+            await transport.say("wx_alice", f"bind {code}", name="Alice W")
+            assert await app.drain(5)
+            assert transport.sent == [("alice", "bound: you are alice (admin); send help")]
+            data = tomllib.loads(path.read_text())
+            assert data["users"][1] == {"name": "alice", "pri": "admin", "wxid": "wx_alice"}
+            assert data["custom"] == {"keep": True}
+            await transport.say("wx_alice", "whoami")
+            assert await app.drain(5)
+            assert transport.sent[-1] == ("alice", "alice (admin)")
+            # the code was used up; another contact cannot reuse it
+            await transport.say("wx_mallory", f"bind {code}", name="alice")
+            assert await app.drain(5)
+            assert transport.sent[-1] == ("contact:wx_mallory", pairing.REFUSAL)
+        finally:
+            await app.stop(5)
+
+    asyncio.run(go())
+
+
+def test_wrong_codes_get_one_refusal_then_silence(tmp_path):
+    path = write_config(tmp_path)
+
+    async def go():
+        app, transport = await start_app(path)
+        try:
+            db = connect(tmp_path / "data" / DB_NAME)
+            good = pairing.issue(db, "bob")
+            for guess in ("AAAAA-AAAAA", "short", "", "22222-22222", "zzzzz zzzzz"):
+                await transport.say("wx_bad", f"bind {guess}")
+            assert await app.drain(5)
+            refusals = [t for r, t in transport.sent if r == "contact:wx_bad"]
+            assert "\n".join(refusals).split("\n") == [pairing.REFUSAL] * 5
+            await transport.say("wx_bad", f"bind {good}")  # even the right code: ignored now
+            assert await app.drain(5)
+            assert [t for r, t in transport.sent if r == "contact:wx_bad"] == refusals
+            assert "wxid" not in tomllib.loads(path.read_text())["users"][2]
+            await transport.say("wx_bob", f"bind {good}")  # another contact is not blocked
+            assert await app.drain(5)
+            assert transport.sent[-1] == ("bob", "bound: you are bob (user); send help")
+            await transport.say("wx_bob", "silence disk 1h")
+            assert await app.drain(5)
+            assert transport.sent[-1] == ("bob", "not allowed: silence")
+        finally:
+            await app.stop(5)
+
+    asyncio.run(go())
+
+
+def test_name_spoofing_is_ignored(tmp_path):
+    path = write_config(tmp_path)
+
+    async def go():
+        app, transport = await start_app(path)
+        try:
+            await transport.say("wx_fake", "help", name="root")  # display name copied
+            await transport.say("wx_fake", "quit", name="root")
+            assert await app.drain(5)
+            assert transport.sent == []
+            await transport.say("wx_root", "whoami", name="someone else")
+            assert await app.drain(5)
+            assert transport.sent == [("root", "root (root)")]
+        finally:
+            await app.stop(5)
+
+    asyncio.run(go())
+
+
+def test_cli_user_add_prints_code_and_invite(cfg_path):
+    added = run_lcbot("user", "add", "dora", "--pri", "user", cwd=cfg_path.parent)
+    assert added.returncode == 0, added.stderr
+    assert "pairing code for dora (valid 24 h, single use): " in added.stdout
+    code = added.stdout.split("single use): ")[1].split()[0]
+    db = connect(cfg_path.parent / ".lcbot" / DB_NAME)
+    invited = run_lcbot("user", "invite", "dora", "--json", cwd=cfg_path.parent)
+    assert invited.returncode == 0, invited.stderr
+    import json
+
+    fresh = json.loads(invited.stdout)["code"]
+    assert fresh != code
+    assert pairing.redeem(db, code) is None and pairing.redeem(db, fresh) == "dora"
+    with_id = run_lcbot(
+        "user", "add", "eve", "--pri", "user", "--wxid", "wx_e", cwd=cfg_path.parent
+    )
+    assert "pairing code" not in with_id.stdout
+    missing = run_lcbot("user", "invite", "nobody", cwd=cfg_path.parent)
+    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr

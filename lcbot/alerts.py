@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lcbot.errors import ConfigError, UsageError
 from lcbot.store import connect
-from lcbot.users import Pri
+from lcbot.users import Pri, User
 
 if TYPE_CHECKING:  # pragma: no cover
     from lcbot.app import App
@@ -206,11 +206,11 @@ class AlertRouter:
             self.route(alert)
         return len(alerts)
 
-    def recipients_for(self, alert: Alert) -> list[str]:
+    def recipients_for(self, alert: Alert) -> list[User]:
         if alert.recipients is not None:
-            return [u.name for u in map(self.app.directory.by_name, alert.recipients) if u]
+            return [u for u in map(self.app.directory.by_name, alert.recipients) if u]
         least = self.settings.routes.get(alert.level, Pri.ROOT)
-        return [u.name for u in self.app.directory if u.pri <= least]
+        return [u for u in self.app.directory if u.pri <= least]
 
     def route(self, alert: Alert) -> dict[str, Any]:
         """Hooks → routing → silences → de-duplication → mutes → outbox. Returns the outcome."""
@@ -239,14 +239,19 @@ class AlertRouter:
                 text = alert.message(repeats, since)
                 self.keys[alert.key] = (now, 0, None)
                 self._save_key(alert.key)
-            to, muted = [], []
-            for name in self.recipients_for(alert):
-                (muted if self.mutes.get(name, 0) > now else to).append(name)
+            to, muted, unbound = [], [], []
+            for user in self.recipients_for(alert):
+                if not self.app.transport.can_reach(user):
+                    unbound.append(user.name)
+                else:
+                    (muted if self.mutes.get(user.name, 0) > now else to).append(user.name)
             for name in to:
                 self.app.outbox.put(name, text, f"alert:{alert.level}", PRIORITY[alert.level])
             outcome.update(state="delivered" if to else "no recipients", to=to)
             if muted:
                 outcome["muted"] = muted
+            if unbound:
+                outcome["unbound"] = unbound
         alert.outcome = outcome
         self.app.outbox.defer(
             "UPDATE alerts SET state = ?, outcome = ?, text = ?, level = ? WHERE id = ?",

@@ -55,6 +55,11 @@ class App:
         )
         self._alerts_wanted: asyncio.Event | None = None
         self.binder = Binder(self)
+        transport.address_of = self._address_of
+
+    def _address_of(self, name: str) -> str | None:
+        user = self.directory.by_name(name)
+        return user.wxid if user else None
         self._stop: asyncio.Event | None = None
         self._flush_wanted: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -190,7 +190,7 @@ class Dispatcher:
         notice = f"{user.name} set {command.name}: {extra}"
         hooks = self.app.plugins.implementations("authorize")
         for other in self.app.directory:
-            if other.name == user.name:
+            if other.name == user.name or not self.app.transport.can_reach(other):
                 continue
             if other.pri <= command.pri if not hooks else self.allowed(other, command, extra):
                 self.say(other.name, notice, "notice")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Annotated
 
 import typer
@@ -11,8 +10,6 @@ import typer
 from lcbot import config
 from lcbot.cli.common import ConfigOption
 from lcbot.errors import UsageError
-
-WECHAT_ENV = ("WECHATY_PUPPET_SERVICE_ENDPOINT", "WECHATY_PUPPET_SERVICE_TOKEN")
 
 
 def setup_logging(level: str) -> None:
@@ -24,17 +21,19 @@ def setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job adds are not news
 
 
-def wechat_configured(cfg: config.Config) -> bool:
-    """True when a puppet-service endpoint or token is configured (env or [wechaty])."""
-    section = cfg.section("wechaty")
-    token_env = section.get("token_env", "WECHATY_PUPPET_SERVICE_TOKEN")
-    return bool(section.get("endpoint") or any(os.environ.get(v) for v in (*WECHAT_ENV, token_env)))
+def wechat_settings(cfg: config.Config):
+    from lcbot.transports.wechaty import WechatySettings
+
+    return WechatySettings.from_config(
+        cfg.section("wechaty"), cfg.section("security"), str(cfg.path)
+    )
 
 
 def choose_transport(cfg: config.Config, requested: str) -> str:
+    """``--transport``, else ``[bot] transport``; ``auto``: WeChat when configured."""
     choice = cfg.bot.transport if requested == "auto" else requested
     if choice == "auto":
-        if wechat_configured(cfg):
+        if wechat_settings(cfg).configured:
             return "wechaty"
         logging.getLogger("lcbot").info(
             "no WeChat puppet service configured: using the console "
@@ -66,9 +65,33 @@ def run(
     cfg = config.load(config_path)
     chosen = choose_transport(cfg, transport)
     if chosen == "wechaty":
-        raise UsageError(
-            "the WeChat transport is not part of this version yet; use --transport console"
-        )
+        from lcbot.transports.wechaty import WechatyTransport
+
+        settings = wechat_settings(cfg)
+        if not settings.configured:
+            raise UsageError(
+                "--transport wechaty needs WECHATY_PUPPET_SERVICE_ENDPOINT (or [wechaty] "
+                f"endpoint) and the token in ${settings.token_env}"
+            )
+        if settings.identity == "name":
+            logging.getLogger("lcbot").warning(
+                '[security] identity = "name": users are recognised by display name, which '
+                'anyone can copy; use the default identity = "id" with pairing codes'
+            )
+        bot_transport = WechatyTransport(settings, cfg.bot.data_dir)
+    else:
+        bot_transport = console_transport(cfg, as_user)
+
+    import asyncio
+
+    from lcbot.app import App
+
+    app = App(cfg, bot_transport)
+    raise typer.Exit(asyncio.run(app.run()))
+
+
+def console_transport(cfg: config.Config, as_user: str | None):
+    from lcbot.transports.console import ConsoleTransport
     from lcbot.users import Directory
 
     directory = Directory(cfg.users)
@@ -80,11 +103,4 @@ def run(
         user = directory.first_root()
         if user is None:
             raise UsageError("no root user to type as: add one, or pass --as NAME")
-
-    import asyncio
-
-    from lcbot.app import App
-    from lcbot.transports.console import ConsoleTransport
-
-    app = App(cfg, ConsoleTransport(user.name))
-    raise typer.Exit(asyncio.run(app.run()))
+    return ConsoleTransport(user.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class Transport:
     def __init__(self) -> None:
         self.ready_event = asyncio.Event()
         self.finished = asyncio.Event()
+        # user name → transport address (the WeChat contact id); set by the App
+        self.address_of: Callable[[str], str | None] = lambda name: name
+
+    def can_reach(self, user: Any) -> bool:
+        """Whether messages to ``user`` can be delivered (WeChat: only bound users)."""
+        return True
 
     @property
     def ready(self) -> bool:

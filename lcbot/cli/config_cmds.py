@@ -44,8 +44,16 @@ def init(
 
 @app.command("check")
 def check(config_path: ConfigOption = None) -> None:
-    """Validate lcbot.toml and print a short summary."""
+    """Validate lcbot.toml (every section lcbot knows) and print a short summary."""
     cfg = config.load(config_path)
+    from lcbot.alerts import AlertSettings
+    from lcbot.drainer import Pacing
+    from lcbot.transports.wechaty import WechatySettings
+
+    where = str(cfg.path)
+    AlertSettings.from_config(cfg.section("alerts"), where)
+    Pacing.from_config(cfg.section("ratelimit"), paced=True, where=where)
+    wechat = WechatySettings.from_config(cfg.section("wechaty"), cfg.section("security"), where)
     counts = {label: 0 for label in ("root", "admin", "user")}
     for user in cfg.users:
         counts[user.pri.label] += 1
@@ -53,6 +61,9 @@ def check(config_path: ConfigOption = None) -> None:
     out = stdout()
     out.print(f"[green]ok[/] {escape(str(cfg.path))}")
     out.print(f"  bot: {escape(cfg.bot.name)}, transport {cfg.bot.transport}")
+    endpoint = escape(wechat.endpoint or "not set")
+    token = "set" if wechat.token else f"not set (${wechat.token_env})"
+    out.print(f"  wechat: endpoint {endpoint}, token {token}, identity by {wechat.identity}")
     out.print(f"  data_dir: {escape(str(cfg.bot.data_dir))}")
     out.print(
         f"  users: {len(cfg.users)} ({', '.join(f'{n} {k}' for k, n in counts.items())}; "

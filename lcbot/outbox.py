@@ -64,7 +64,7 @@ class Outbox:
         self.db = connect(self.path)
         (last,) = self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
         self._ids = itertools.count(last + 1)
-        self.db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'retry'")
+        self.db.execute("UPDATE outbox SET state = 'pending', attempts = 0 WHERE state = 'retry'")
         rows = self.db.execute(
             f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
         ).fetchall()
@@ -77,8 +77,11 @@ class Outbox:
             f"SELECT {COLUMNS} FROM outbox WHERE state = 'retry' ORDER BY id"
         ).fetchall()
         messages = [Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows]
-        for m in messages:
-            self.defer("UPDATE outbox SET state = 'pending', attempts = 0 WHERE id = ?", (m.id,))
+        # marked at once (not deferred): the next look must not take them again
+        self.db.executemany(
+            "UPDATE outbox SET state = 'pending', attempts = 0 WHERE id = ? AND state = 'retry'",
+            [(m.id,) for m in messages],
+        )
         return messages
 
     def defer(self, sql: str, params: tuple = ()) -> None:

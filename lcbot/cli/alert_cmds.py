@@ -127,7 +127,8 @@ def recent(
 @outbox_app.command("list")
 def list_outbox(
     state: Annotated[
-        str | None, typer.Option("--state", help="pending, sent or dead.", metavar="STATE")
+        str | None,
+        typer.Option("--state", help="pending, sent, dead or retry.", metavar="STATE"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 50,
     json_output: JsonOption = False,

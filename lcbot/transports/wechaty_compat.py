@@ -100,6 +100,13 @@ def _patch_telnetlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("telnetlib") is not None:
+        # 3.11/3.12: import the real one now, without its DeprecationWarning (an error
+        # under `-W error`); wechaty's own import then finds it in sys.modules.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import telnetlib  # noqa: F401
         return
     module = types.ModuleType("telnetlib", "lcbot stand-in: TCP port probe only")
     module.Telnet = _Telnet

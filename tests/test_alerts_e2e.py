@@ -433,6 +433,7 @@ def register_commands(registry):
         return "transport up"
 """
 
+
 def fallback_project(tmp_path: Path, port: int, plugin: str) -> Path:
     return make_project(
         tmp_path / "bot",

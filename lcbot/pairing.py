@@ -34,8 +34,8 @@ def _hash(code: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """What the user typed → the code as stored (case, spaces and dashes do not matter)."""
-    return "".join(ch for ch in text.upper() if ch not in " -\t")
+    """What the user typed → the code as stored (case, spaces, dashes, quotes do not matter)."""
+    return "".join(ch for ch in text.upper() if ch.isascii() and ch.isalnum())
 
 
 def display(code: str) -> str:

@@ -1,0 +1,266 @@
+"""End to end on WeChat: a real ``lcbot run --transport wechaty`` process (python-wechaty)
+against the real Node puppet-service server of tests/wechaty_server. Bounded waits only.
+
+Marked ``wechat``: CI also runs these on a second Python (3.13).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.procs import child_env, lcbot, make_project, wait_until
+from tests.wechaty_mock import WechatyMockServer
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+pytestmark = pytest.mark.wechat
+
+WAIT = 30.0
+BOT, BOT_NAME = "wxid_lcbot", "LcBot"
+ME, BOB, CAROL = "wxid_me", "wxid_bob", "wxid_carol"
+SPOOF, STRANGER, DORA = "wxid_spoof", "wxid_stranger", "wxid_dora"
+ROOM = "4242@chatroom"
+REPO = Path(__file__).resolve().parents[1]
+
+CONFIG = """
+[ratelimit]          # no pacing: the tests would wait 3 s per reply otherwise
+per_second = 0
+per_minute = 0
+per_recipient_gap = 0
+
+[wechaty]
+rooms = "mention"
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatyMockServer]:
+    srv = WechatyMockServer(log_path=tmp_path_factory.mktemp("wechaty") / "server.log")
+    srv.start()
+    try:
+        for contact, name in [
+            (ME, "me"),
+            (BOB, "bob"),
+            (CAROL, "carol"),
+            (SPOOF, "bob"),
+            (STRANGER, "Stranger"),
+            (DORA, "Dora"),
+        ]:
+            srv.add_contact(contact, name)
+        srv.login(BOT, BOT_NAME)
+        srv.add_room(ROOM, "ops", [ME, BOB, CAROL, STRANGER, BOT])
+        yield srv
+    finally:
+        srv.stop()
+
+
+def project_with_users(folder: Path) -> Path:
+    project = make_project(folder, {"me": "root", "bob": "admin", "carol": "user"}, CONFIG)
+    (project / "plugins" / "sysmon.py").write_text((REPO / "plugins" / "sysmon.py").read_text())
+    toml = project / "lcbot.toml"
+    text = toml.read_text()
+    for name, wxid in (("me", ME), ("bob", BOB), ("carol", CAROL)):
+        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nwxid = "{wxid}"\n', 1)
+    toml.write_text(text)
+    return project
+
+
+class WeChatBot:
+    """``lcbot run --transport wechaty`` as a subprocess, logged in to the test server."""
+
+    def __init__(self, project: Path, server: WechatyMockServer) -> None:
+        self.server = server
+        self.log = (project.parent / f"bot-{time.monotonic_ns()}.log").open("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lcbot", "run", "--transport", "wechaty"],
+            cwd=project,
+            env=child_env(**server.env()),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    @property
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait_log(self, pattern: str, timeout: float = WAIT, count: int = 1) -> None:
+        wait_until(
+            lambda: (
+                (self.proc.poll() is None and len(re.findall(pattern, self.output)) >= count)
+                or self._died()
+            ),
+            f"{pattern!r} in the bot's log",
+            timeout,
+        )
+
+    def _died(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"bot exited {self.proc.returncode}:\n{self.output}")
+        return False
+
+    def wait_logged_in(self, count: int = 1) -> None:
+        self.wait_log(r"logged in to WeChat as", count=count)
+        self.server.wait_stream(WAIT)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def wechat_bot(server: WechatyMockServer, tmp_path: Path):
+    started: list[WeChatBot] = []
+
+    def start(project: Path) -> WeChatBot:
+        if not server.running:
+            server.restart()
+        server.clear_sent()
+        bot = WeChatBot(project, server)
+        started.append(bot)
+        bot.wait_logged_in()
+        return bot
+
+    yield start
+    for bot in started:
+        bot.stop()
+        bot.log.close()
+
+
+def texts_to(server: WechatyMockServer, contact: str) -> list[str]:
+    """Every line the bot sent to ``contact`` (coalesced messages split)."""
+    return [line for m in server.sent() if m["to"] == contact for line in m["text"].split("\n")]
+
+
+def wait_text(server: WechatyMockServer, contact: str, predicate, what: str) -> str:
+    def found():
+        return next((t for t in texts_to(server, contact) if predicate(t)), None)
+
+    return wait_until(found, f"{what} sent to {contact}; sent: {server.sent()}", WAIT)
+
+
+def test_commands_privileges_and_spoofing(server, wechat_bot, tmp_path):
+    bot = wechat_bot(project_with_users(tmp_path / "p"))
+    assert "logged in to WeChat as LcBot (wxid_lcbot)" in bot.output
+    server.say(ME, "help")
+    help_text = wait_text(server, ME, lambda t: t == "commands:", "help")
+    assert help_text
+    assert any(t.startswith("quit — ") for t in texts_to(server, ME))
+    server.say(ME, "status")
+    wait_text(server, ME, lambda t: t.startswith("up ") and "interval 60s" in t, "status")
+    server.say(CAROL, "interval:5")
+    wait_text(server, CAROL, lambda t: t == "not allowed: interval", "refusal")
+    server.say(BOB, "interval:5")
+    wait_text(server, BOB, lambda t: t == "interval set to 5s", "interval")
+    wait_text(server, ME, lambda t: t == "bob set interval: 5", "notice to root")
+    server.say(STRANGER, "help")  # not a user
+    server.say(SPOOF, "status")  # display name "bob", another contact id
+    server.say(SPOOF, "interval:1")
+    server.say(ME, "whoami")  # a marker: answered after the three above were handled
+    wait_text(server, ME, lambda t: t == "me (root)", "whoami")
+    assert texts_to(server, STRANGER) == [] and texts_to(server, SPOOF) == []
+    assert all(m["to"] in (ME, BOB, CAROL) for m in server.sent())
+    assert bot.stop() == 0
+    assert "WECHATY_PUPPET_SERVICE_TOKEN" not in bot.output
+    assert server.token not in bot.output  # the token is never logged
+
+
+def test_pairing_binds_a_new_contact(server, wechat_bot, tmp_path):
+    project = project_with_users(tmp_path / "p")
+    added = lcbot(project, "user", "add", "dora", "--pri", "user")
+    assert added.returncode == 0, added.stderr
+    code = re.search(r"`bind ([A-Z0-9-]+)`", added.stdout)[1]
+    bot = wechat_bot(project)
+    server.say(DORA, "status")  # not bound yet: no answer
+    server.say(DORA, "bind 22222-22222")
+    wait_text(server, DORA, lambda t: t == "invalid or expired code", "refusal")
+    server.say(DORA, f"bind {code}")
+    wait_text(server, DORA, lambda t: t == "bound: you are dora (user); send help", "welcome")
+    users = tomllib.loads((project / "lcbot.toml").read_text())["users"]
+    assert {"name": "dora", "pri": "user", "wxid": DORA} in users
+    server.say(DORA, "whoami")
+    wait_text(server, DORA, lambda t: t == "dora (user)", "whoami")
+    assert not any(t.startswith("up ") for t in texts_to(server, DORA))  # first status ignored
+    # brute force: 5 wrong codes are refused, then the contact is ignored
+    for i in range(7):
+        server.say(STRANGER, f"bind AAAA{i}-AAAAA")
+    server.say(ME, "whoami")
+    wait_text(server, ME, lambda t: t == "me (root)", "marker")
+    wait_until(lambda: len(texts_to(server, STRANGER)) >= 5, "5 refusals", WAIT)
+    time.sleep(0.5)
+    assert texts_to(server, STRANGER) == ["invalid or expired code"] * 5
+    bot.stop()
+
+
+def test_alert_from_another_process_reaches_every_bound_user(server, wechat_bot, tmp_path):
+    project = project_with_users(tmp_path / "p")
+    assert lcbot(project, "user", "add", "erin", "--pri", "user").returncode == 0  # unbound
+    wechat_bot(project)
+    raised = lcbot(project, "alert", "disk full", "--level", "critical", **server.env())
+    assert raised.returncode == 0, raised.stderr
+    for contact in (ME, BOB, CAROL):
+        wait_text(server, contact, lambda t: t == "CRITICAL disk full", "alert")
+    recent = lcbot(project, "alerts", "recent", "--json")
+    (alert,) = [a for a in json.loads(recent.stdout) if a["text"] == "disk full"]
+    assert sorted(alert["outcome"]["to"]) == ["bob", "carol", "me"]
+    assert alert["outcome"]["unbound"] == ["erin"]
+
+
+def test_rooms_need_a_mention(server, wechat_bot, tmp_path):
+    wechat_bot(project_with_users(tmp_path / "p"))
+    server.say_in_room(ROOM, ME, "whoami")  # no mention: ignored
+    server.say_in_room(ROOM, STRANGER, "whoami", mention=True)  # not a user: ignored
+    server.say_in_room(ROOM, BOB, "whoami", mention=True)
+    wait_text(server, ROOM, lambda t: t == "bob (admin)", "room reply")
+    server.say(ME, "whoami")
+    wait_text(server, ME, lambda t: t == "me (root)", "marker")
+    assert texts_to(server, ROOM) == ["bob (admin)"]
+
+
+def test_room_replies_private(server, wechat_bot, tmp_path):
+    project = project_with_users(tmp_path / "p")
+    toml = project / "lcbot.toml"
+    toml.write_text(
+        toml.read_text().replace('rooms = "mention"', 'rooms = "mention"\nroom_replies = "private"')
+    )
+    wechat_bot(project)
+    server.say_in_room(ROOM, CAROL, "whoami", mention=True)
+    wait_text(server, CAROL, lambda t: t == "carol (user)", "private reply")
+    assert texts_to(server, ROOM) == []
+
+
+def test_reconnects_and_delivers_alerts_raised_while_down(server, wechat_bot, tmp_path):
+    project = project_with_users(tmp_path / "p")
+    bot = wechat_bot(project)
+    server.stop()
+    bot.wait_log(r"WeChat connection lost|puppet service (closed|connection failed)")
+    for i in range(3):
+        assert lcbot(project, "alert", f"while down {i}", "--level", "critical").returncode == 0
+    started = time.monotonic()
+    server.restart()
+    bot.wait_logged_in(count=2)
+    for contact in (ME, BOB, CAROL):
+        for i in range(3):
+            wait_text(server, contact, lambda t, i=i: t == f"CRITICAL while down {i}", "alert")
+    assert time.monotonic() - started < WAIT
+    assert "reconnecting in" in bot.output
+    assert bot.stop() == 0

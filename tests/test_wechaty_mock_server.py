@@ -21,6 +21,8 @@ import pytest
 from lcbot.transports import wechaty_compat
 from tests.wechaty_mock import WechatyMockServer, WechatyServerError, free_port
 
+pytestmark = pytest.mark.wechat  # CI runs these on a second Python too
+
 WAIT = 20.0  # seconds: the most any single step may take
 
 BOT, BOT_NAME = "wxid_lcbot", "LcBot"

@@ -61,7 +61,7 @@ async def main(data_dir: Path) -> None:
         data_dir / "lcbot.toml",
     )
     host = PluginHost()
-    host.load_all()
+    host.load_builtins()
     hook = CountingHook()
     host.register(hook, "bench", source="dir")
     transport = MemoryTransport()

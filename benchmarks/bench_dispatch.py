@@ -86,7 +86,7 @@ async def run(n: int, data_dir: Path) -> None:
     }
     config = validate(raw, data_dir / "lcbot.toml")
     host = PluginHost()
-    host.load_all()
+    host.load_builtins()
     host.register(BenchPlugin(), "bench", source="dir")
     transport = TimingTransport()
     app = App(config, transport, plugins=host)

@@ -172,12 +172,26 @@ class AlertRouter:
         source: str | None = None,
     ) -> int:
         """Store an alert and wake the router; returns the alert id. Safe from any thread."""
+        return self.raise_many([(text, level, title, key, resolved, source)])[0]
+
+    def raise_many(self, alerts: list[tuple]) -> list[int]:
+        """Store several alerts in one transaction (all or none); returns their ids.
+
+        Each item is ``(text, level, title, key, resolved, source)``.
+        """
         with self._writer_lock:
             if self._writer is None:
                 self._writer = connect(self.path)
-            alert_id = insert_alert(self._writer, text, level, title, key, resolved, source)
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [insert_alert(db, *item) for item in alerts]
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         self.wake()
-        return alert_id
+        return ids
 
     def close(self) -> None:
         with self._writer_lock:

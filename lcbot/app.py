@@ -15,6 +15,7 @@ from lcbot.config import Config
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.fallback import Fallback, load_apprise
+from lcbot.ingress import Ingress, IngressSettings
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder
 from lcbot.plugins import PluginHost, load_host
@@ -55,6 +56,8 @@ class App:
         )
         self._alerts_wanted: asyncio.Event | None = None
         self.binder = Binder(self)
+        ingress = IngressSettings.from_config(config.section("ingress"), where)
+        self.ingress = Ingress(self, ingress) if ingress.enabled else None
         transport.address_of = self._address_of
 
     def _address_of(self, name: str) -> str | None:
@@ -91,6 +94,8 @@ class App:
             task.add_done_callback(self._task_ended)
         await self.plugins.acall("lcbot_startup", app=self)
         await self.transport.start(self.dispatcher.handle)
+        if self.ingress is not None:
+            await self.ingress.start()
 
     async def run(self, drain_timeout: float = 30.0) -> int:
         """Start, wait for a stop request (or the transport's end of input), stop cleanly."""
@@ -116,6 +121,8 @@ class App:
 
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Run shutdown hooks, drain the outbox (bounded), stop the transport, close."""
+        if self.ingress is not None:
+            await self.ingress.stop()
         await self.plugins.acall("lcbot_shutdown", app=self)
         self.alerts.route_new()  # alerts raised up to now go out with this drain
         if not await self.drain(drain_timeout):

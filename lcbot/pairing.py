@@ -21,7 +21,7 @@ from typing import Any
 
 log = logging.getLogger("lcbot.pairing")
 
-ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L look-alikes
 LENGTH = 10
 VALID_SECONDS = 24 * 3600
 MAX_FAILURES = 5

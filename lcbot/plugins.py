@@ -79,6 +79,13 @@ class PluginHost:
 
     def load_all(self) -> None:
         """Find and register every plugin, recording failures instead of raising."""
+        self.load_builtins()
+        self._load_entry_points()
+        for folder in self.dirs:
+            self._load_folder(folder)
+
+    def load_builtins(self) -> None:
+        """Register only the built-in plugins (tests and embedding add their own)."""
         for module_name in BUILTINS:
             name = module_name.rsplit(".", 1)[-1]
             self._load(
@@ -86,9 +93,6 @@ class PluginHost:
                 lambda m=module_name: importlib.import_module(m),
                 external=False,
             )
-        self._load_entry_points()
-        for folder in self.dirs:
-            self._load_folder(folder)
 
     def register(self, plugin: Any, name: str, source: str = "builtin") -> None:
         """Register an already imported plugin object (tests, embedding)."""

@@ -65,7 +65,7 @@ async def running_bot(
     config = validate(raw, tmp_path / "lcbot.toml")
     host = PluginHost()
     if builtins:
-        host.load_all()
+        host.load_builtins()
     for i, plugin in enumerate(plugins):
         host.register(plugin, getattr(plugin, "__name__", f"test{i}"), source="dir")
     transport = MemoryTransport()

@@ -19,6 +19,8 @@ import pytest
 
 from lcbot.transports import wechaty_compat
 
+pytestmark = pytest.mark.wechat  # CI runs these on a second Python too
+
 REPO = Path(__file__).resolve().parents[1]
 
 IMPORT_CHECK = """
@@ -62,8 +64,6 @@ assert first.puppet_options is not second.puppet_options
 # the real port probes that use telnetlib: wechaty's web port check, the endpoint ping
 from wechaty.plugin import _check_local_port
 from wechaty_puppet_service.utils import ping_endpoint
-
-pytestmark = pytest.mark.wechat  # CI runs these on a second Python too
 
 with socket.socket() as listener:
     listener.bind(("127.0.0.1", 0))

@@ -54,6 +54,11 @@ def check(config_path: ConfigOption = None) -> None:
     AlertSettings.from_config(cfg.section("alerts"), where)
     Pacing.from_config(cfg.section("ratelimit"), paced=True, where=where)
     wechat = WechatySettings.from_config(cfg.section("wechaty"), cfg.section("security"), where)
+    from lcbot.ingress import IngressSettings
+
+    ingress = IngressSettings.from_config(cfg.section("ingress"), where)
+    if ingress.enabled:
+        ingress.check_exposure(where)
     counts = {label: 0 for label in ("root", "admin", "user")}
     for user in cfg.users:
         counts[user.pri.label] += 1

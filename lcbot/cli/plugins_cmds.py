@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from lcbot import config
 from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
 
 plugins_app = sub_app("Inspect installed and folder plugins.")
 commands_app = sub_app("Inspect the chat commands plugins provide.")
+plugin_app = sub_app("Create a new plugin package.")
+
+
+@plugin_app.command("new")
+def new_plugin(
+    name: Annotated[str, typer.Argument(help="Plugin name, e.g. weather.", metavar="NAME")],
+    where: Annotated[
+        Path, typer.Option("--dir", help="Folder to create it in (default: here).")
+    ] = Path("."),
+) -> None:
+    """Create lcbot-plugin-NAME/: a package with commands, tests and a README."""
+    from lcbot.scaffold import create
+
+    root = create(name, where)
+    out = stdout()
+    out.print(f"created {escape(str(root))}")
+    out.print(f"next: pip install -e {escape(str(root))} && lcbot commands list")
 
 
 def _load(config_path):

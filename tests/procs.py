@@ -28,7 +28,9 @@ TEAM = {"me": "root", "bob": "admin", "carol": "user"}
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    drop = ("LCBOT_CONFIG", "LCBOT_LOAD_PLUGINS", "LCBOT_LOG_LEVEL", "COLUMNS")
+    """This process's environment without the variables that would change a child's
+    behaviour (BLOCK_AFTER: the blocker plugin of ``test_console_e2e``), plus ``extra``."""
+    drop = ("LCBOT_CONFIG", "LCBOT_LOAD_PLUGINS", "LCBOT_LOG_LEVEL", "COLUMNS", "BLOCK_AFTER")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env

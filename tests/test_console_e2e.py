@@ -7,25 +7,18 @@ folder and runs ``python -m lcbot`` there. Every wait is bounded by a deadline.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import queue
 import re
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-WAIT = 20.0  # seconds: the most any single step may take
+from tests.procs import REPO, WAIT, Bot, bots, lcbot_json, run_console
 
 STATUS_RE = re.compile(r"^up .+ \| load .+ \| mem .+ \| disk .+ \| interval (\d+)s$")
 # help lines of the commands these tests use (built-in plugins may add more)
@@ -45,17 +38,6 @@ pri = "admin"
 name = "carol"
 pri = "user"
 """
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    drop = ("LCBOT_CONFIG", "LCBOT_LOAD_PLUGINS", "LCBOT_LOG_LEVEL", "BLOCK_AFTER")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(extra)
-    return env
-
-
-def lcbot_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lcbot", "run", "--transport", "console", *args]
 
 
 @pytest.fixture
@@ -78,16 +60,7 @@ def team(project: Path) -> Path:
 
 def command_table(project: Path) -> dict[str, dict]:
     """``lcbot commands list --json`` of ``project``, by command name."""
-    result = subprocess.run(
-        [sys.executable, "-m", "lcbot", "commands", "list", "--json"],
-        cwd=project,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return {c["name"]: c for c in json.loads(result.stdout)}
+    return {c["name"]: c for c in lcbot_json(project, "commands", "list")}
 
 
 def help_names(block: list[str]) -> list[str]:
@@ -96,122 +69,18 @@ def help_names(block: list[str]) -> list[str]:
     return [re.match(r"[^\s:：]+", line)[0] for line in block[1:]]
 
 
-def piped(project: Path, text: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run the bot with ``text`` piped on stdin (it stops at the end of input)."""
-    return subprocess.run(
-        lcbot_cmd(*args),
-        cwd=project,
-        env=child_env(**env),
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-class Bot:
-    """A running ``lcbot run --transport console`` whose stdin stays open until closed."""
-
-    def __init__(self, project: Path, *args: str, **env: str) -> None:
-        self.stderr_file = (project.parent / f"stderr-{time.monotonic_ns()}.log").open("w+")
-        self.proc = subprocess.Popen(
-            lcbot_cmd(*args),
-            cwd=project,
-            env=child_env(**env),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr_file,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def expect(self, want: str | Callable[[str], bool], timeout: float = WAIT) -> str:
-        """The next stdout line equal to ``want`` (or matching it); fail after ``timeout``."""
-        match = want if callable(want) else (lambda line: line == want)
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                line = self.lines.get(timeout=max(remaining, 0))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no line {want!r} within {timeout}s; output so far: {self.seen}"
-                ) from None
-            if line is None:
-                raise AssertionError(f"stdout closed before {want!r}; output: {self.seen}")
-            self.seen.append(line)
-            if match(line):
-                return line
-
-    def rest(self, timeout: float = WAIT) -> list[str]:
-        """All remaining stdout lines until the pipe closes (the process has ended)."""
-        deadline = time.monotonic() + timeout
-        rest = []
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0))
-            except queue.Empty:
-                raise AssertionError(f"stdout still open after {timeout}s: {rest}") from None
-            if line is None:
-                break
-            rest.append(line)
-        self.seen.extend(rest)
-        return rest
-
-    def wait(self, timeout: float = WAIT) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running after {timeout}s; output: {self.seen}") from None
-
-    @property
-    def stderr(self) -> str:
-        self.stderr_file.seek(0)
-        return self.stderr_file.read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(WAIT)
-        with contextlib.suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        self.stderr_file.close()
-
-
 @pytest.fixture
 def start_bot() -> Iterator[Callable[..., Bot]]:
     """Start ``Bot``s; any still running at the end of the test is killed."""
-    bots: list[Bot] = []
-
-    def start(project: Path, *args: str, **env: str) -> Bot:
-        bot = Bot(project, *args, **env)
-        bots.append(bot)
-        return bot
-
-    yield start
-    for bot in bots:
-        bot.close()
+    with bots() as start:
+        yield start
 
 
 # --- piped sessions -----------------------------------------------------------------------
 
 
 def test_piped_session_answers_in_order(project):
-    result = piped(project, "help\nstatus\ninterval:30\nstatus\n")
+    result = run_console(project, "help\nstatus\ninterval:30\nstatus\n")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     end = next(i for i, line in enumerate(lines) if STATUS_RE.match(line))
@@ -229,7 +98,7 @@ def test_piped_session_answers_in_order(project):
 
 
 def test_admin_as_user(team):
-    result = piped(team, "whoami\ninterval:45\nstatus\n", "--as", "bob")
+    result = run_console(team, "whoami\ninterval:45\nstatus\n", "--as", "bob")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == ["bob (admin)", "interval set to 45s"]
@@ -241,7 +110,7 @@ def test_admin_as_user(team):
 
 
 def test_user_level_user_is_refused_a_set_command(team):
-    result = piped(team, "whoami\ninterval:5\nstatus\nhelp\n", "--as", "carol")
+    result = run_console(team, "whoami\ninterval:5\nstatus\nhelp\n", "--as", "carol")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == ["carol (user)", "not allowed: interval"]
@@ -257,7 +126,7 @@ def test_user_level_user_is_refused_a_set_command(team):
 
 
 def test_as_unknown_user_exits_2(team):
-    result = piped(team, "whoami\n", "--as", "nobody")
+    result = run_console(team, "whoami\n", "--as", "nobody")
     assert result.returncode == 2
     assert result.stdout == ""
     assert "--as 'nobody': no such user" in result.stderr
@@ -265,7 +134,7 @@ def test_as_unknown_user_exits_2(team):
 
 
 def test_unknown_command_and_set_without_value(project):
-    result = piped(project, "xyz\ninterval\ninterval:\ninterval:abc\nXYZ  more words\n")
+    result = run_console(project, "xyz\ninterval\ninterval:\ninterval:abc\nXYZ  more words\n")
     assert result.returncode == 0, result.stderr
     usage = "usage: interval:SECONDS — set the poll interval in seconds"
     assert result.stdout.splitlines() == [
@@ -405,7 +274,7 @@ def test_outbox_survives_sigkill(project, start_bot):
     assert {r[3] for r in rows[3:]} == {"pending"}
 
     # Run 2: no input at all; the pending rows are sent before it exits.
-    result = piped(project, "")
+    result = run_console(project, "")
     assert result.returncode == 0, result.stderr
     run2 = [int(m[1]) for m in map(MSG_RE.match, result.stdout.splitlines()) if m]
     assert run2 and run2 == list(range(run2[0], 10)), f"order or gaps: {run2}"
@@ -439,7 +308,7 @@ def test_handler_raising_system_exit_does_not_stop_the_bot(project):
             """
         )
     )
-    result = piped(project, "whoami\ndie\nwhoami\n")
+    result = run_console(project, "whoami\ndie\nwhoami\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["me (root)", "die failed: 4", "me (root)"]
     assert "command die from me failed" in result.stderr

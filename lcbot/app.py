@@ -57,16 +57,18 @@ class App:
         self._alerts_wanted: asyncio.Event | None = None
         self.binder = Binder(self)
         ingress = IngressSettings.from_config(config.section("ingress"), where)
+        if ingress.enabled:
+            ingress.check_exposure(where)  # before anything starts
         self.ingress = Ingress(self, ingress) if ingress.enabled else None
         transport.address_of = self._address_of
-
-    def _address_of(self, name: str) -> str | None:
-        user = self.directory.by_name(name)
-        return user.wxid if user else None
         self._stop: asyncio.Event | None = None
         self._flush_wanted: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _address_of(self, name: str) -> str | None:
+        user = self.directory.by_name(name)
+        return user.wxid if user else None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -92,10 +94,10 @@ class App:
             self._tasks.append(asyncio.create_task(self.fallback.run(), name="lcbot-fallback"))
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
-        await self.plugins.acall("lcbot_startup", app=self)
-        await self.transport.start(self.dispatcher.handle)
         if self.ingress is not None:
             await self.ingress.start()
+        await self.plugins.acall("lcbot_startup", app=self)
+        await self.transport.start(self.dispatcher.handle)
 
     async def run(self, drain_timeout: float = 30.0) -> int:
         """Start, wait for a stop request (or the transport's end of input), stop cleanly."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lcbot.alerts import LEVELS
-from lcbot.errors import ConfigError
+from lcbot.errors import ConfigError, LcbotError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lcbot.app import App
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lcbot.ingress")
 
 MAX_BODY = 1024 * 1024
+MAX_TEXT = 4000  # characters of one alert: a chat alert is not a log file
 DEFAULT_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 ALERT_FIELDS = {"text": str, "level": str, "title": str, "key": str, "resolved": bool}
 
@@ -96,6 +97,15 @@ class BadRequest(Exception):
     """Answered with 400 and this message."""
 
 
+def _check_unicode(value: Any, field: str) -> None:
+    """Texts must be storable: no lone surrogates (JSON allows them, UTF-8 does not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"field '{field}' is not valid Unicode") from None
+
+
 def parse_alert(body: Any) -> tuple:
     """Validate a ``POST /alert`` body → ``(text, level, title, key, resolved, source)``."""
     if not isinstance(body, dict):
@@ -107,10 +117,14 @@ def parse_alert(body: Any) -> tuple:
         value = body.get(name)
         if value is not None and not isinstance(value, kind):
             raise BadRequest(f"field '{name}' must be a {kind.__name__}")
+    for name in ("text", "title", "key"):
+        _check_unicode(body.get(name), name)
     text = body.get("text")
     if not text or not text.strip():
         raise BadRequest("field 'text' is required")
-    level = body.get("level") or "info"
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"field 'text' is longer than {MAX_TEXT} characters")
+    level = body.get("level", "info")
     if level not in LEVELS:
         raise BadRequest(f"field 'level' must be one of {', '.join(LEVELS)}")
     return (text, level, body.get("title"), body.get("key"), bool(body.get("resolved")), "http")
@@ -135,11 +149,15 @@ def parse_alertmanager(body: Any, severity: dict[str, str]) -> list[tuple]:
         annotations = entry.get("annotations", {}) or {}
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
             raise BadRequest(f"field '{where}.labels' must be an object of texts")
+        for label, value in labels.items():
+            _check_unicode(label, f"{where}.labels")
+            _check_unicode(value, f"{where}.labels.{label}")
         if not isinstance(annotations, dict):
             raise BadRequest(f"field '{where}.annotations' must be an object")
         fingerprint = entry.get("fingerprint")
         if fingerprint is not None and not isinstance(fingerprint, str):
             raise BadRequest(f"field '{where}.fingerprint' must be a text")
+        _check_unicode(fingerprint, f"{where}.fingerprint")
         name = labels.get("alertname", "alert")
         key = fingerprint or name + "".join(
             f",{k}={v}" for k, v in sorted(labels.items()) if k != "alertname"
@@ -149,7 +167,9 @@ def parse_alertmanager(body: Any, severity: dict[str, str]) -> list[tuple]:
         where_labels = ", ".join(
             f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity")
         )
+        _check_unicode(str(summary), f"{where}.annotations")
         text = " — ".join(part for part in (str(summary).strip(), where_labels) if part) or name
+        text = text[:MAX_TEXT]
         alerts.append((text, level, name, key, status == "resolved", "alertmanager"))
     return alerts
 
@@ -167,7 +187,6 @@ class Ingress:
     async def start(self) -> None:
         from aiohttp import web
 
-        self.settings.check_exposure(str(self.app.config.path))
         application = web.Application(client_max_size=MAX_BODY, middlewares=[self._auth])
         application.add_routes(
             [
@@ -179,7 +198,14 @@ class Ingress:
         self.runner = web.AppRunner(application, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.settings.host, self.settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.runner.cleanup()
+            raise LcbotError(
+                f"ingress cannot listen on {self.settings.host}:{self.settings.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # the real one when port = 0
         auth = "Bearer token required" if self.settings.token else "no token (loopback only)"
         log.warning("ingress listening on http://%s:%d (%s)", self.settings.host, self.port, auth)
@@ -203,6 +229,8 @@ class Ingress:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest("malformed JSON: nested too deeply") from None
 
     async def _accept(self, request, parse) -> Any:
         from aiohttp import web
@@ -254,7 +282,8 @@ class Ingress:
             if token:
                 given = request.headers.get("Authorization", "")
                 expected = f"Bearer {token}"
-                if not hmac.compare_digest(given.encode(), expected.encode()):
+                raw = given.encode("utf-8", "surrogateescape")  # odd bytes must not crash
+                if not hmac.compare_digest(raw, expected.encode("utf-8", "surrogateescape")):
                     return web.Response(status=401)
             try:
                 return await handler(request)

@@ -214,10 +214,19 @@ class AlertRouter:
         return alerts
 
     def route_new(self) -> int:
-        """Route every new alert; returns how many were taken."""
+        """Route every new alert; returns how many were taken. One bad alert (a hook that
+        set nonsense) is recorded as ``failed`` and does not hold up the others."""
         alerts = self.take_new()
         for alert in alerts:
-            self.route(alert)
+            try:
+                self.route(alert)
+            except Exception as exc:
+                log.exception("alert %d could not be routed", alert.id)
+                outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                self.app.outbox.defer(
+                    "UPDATE alerts SET state = 'failed', outcome = ? WHERE id = ?",
+                    (json.dumps(outcome), alert.id),
+                )
         return len(alerts)
 
     def recipients_for(self, alert: Alert) -> list[User]:
@@ -234,6 +243,13 @@ class AlertRouter:
         if alert.level not in LEVELS:
             log.warning("alert %d: hook set unknown level %r; using warning", alert.id, alert.level)
             alert.level = "warning"
+        if not isinstance(alert.text, str) or not alert.text:
+            raise TypeError(f"a hook set alert.text to {alert.text!r}")
+        if alert.recipients is not None and (
+            not isinstance(alert.recipients, list | tuple)
+            or not all(isinstance(r, str) for r in alert.recipients)
+        ):
+            raise TypeError(f"a hook set alert.recipients to {alert.recipients!r}")
         if False in votes:
             outcome["state"] = "suppressed"
         elif alert.key and self._silenced(alert.key, now):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any
 
@@ -14,6 +15,7 @@ from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
+from lcbot.errors import LcbotError
 from lcbot.fallback import Fallback, load_apprise
 from lcbot.ingress import Ingress, IngressSettings
 from lcbot.outbox import Outbox
@@ -28,6 +30,22 @@ log = logging.getLogger("lcbot.app")
 
 
 FLUSH_DELAY = 0.005  # seconds: group-commit window (fewer, larger transactions; ≤ 5 ms latency)
+
+
+def lock_data_dir(data_dir: Any) -> Any:
+    """Hold an exclusive lock on ``data_dir`` so that two bots never share one outbox."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "lcbot.lock", "a")  # noqa: SIM115 (held while the bot runs)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LcbotError(
+            f"another lcbot is running with the data dir {data_dir}; stop it first"
+        ) from None
+    return handle
 
 
 class App:
@@ -65,6 +83,9 @@ class App:
         self._flush_wanted: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: Any = None  # the data_dir lock file, held while running
+        self.failed = False  # an internal task died: `lcbot run` exits 1
+        self._signals = 0
 
     def _address_of(self, name: str) -> str | None:
         user = self.directory.by_name(name)
@@ -75,6 +96,8 @@ class App:
     async def start(self) -> None:
         """Open the outbox, start flusher and drainer, run startup hooks, start the transport."""
         self._loop = asyncio.get_running_loop()
+        self._lock = lock_data_dir(self.config.bot.data_dir)
+        self.scheduler.bind(self._loop, self.dispatcher.run_sync)
         self._stop = asyncio.Event()
         self._flush_wanted = asyncio.Event()
         self._alerts_wanted = asyncio.Event()
@@ -105,7 +128,7 @@ class App:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, self._on_signal)
         assert self._stop is not None
         finished = asyncio.create_task(self.transport.finished.wait())
         stopped = asyncio.create_task(self._stop.wait())
@@ -113,7 +136,16 @@ class App:
         finished.cancel()
         stopped.cancel()
         await self.stop(drain_timeout)
-        return 0
+        return 1 if self.failed else 0
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.warning("stopping: sending pending messages (signal again to quit at once)")
+            self.request_stop()
+        else:
+            log.warning("second signal: quitting now; unsent messages go at the next start")
+            os._exit(1)
 
     def request_stop(self) -> None:
         """Ask the bot to stop (any thread). Pending messages are drained first."""
@@ -125,6 +157,8 @@ class App:
         """Run shutdown hooks, drain the outbox (bounded), stop the transport, close."""
         if self.ingress is not None:
             await self.ingress.stop()
+        if not await self.dispatcher.wait_idle(drain_timeout):
+            log.warning("stopping while commands still run; their answers may be lost")
         await self.plugins.acall("lcbot_shutdown", app=self)
         self.alerts.route_new()  # alerts raised up to now go out with this drain
         if not await self.drain(drain_timeout):
@@ -139,6 +173,9 @@ class App:
         self.outbox.close()
         self.alerts.close()
         self.dispatcher.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every queued message is sent (or ``timeout``); True if all were."""
@@ -164,6 +201,7 @@ class App:
             task.exception(),
             exc_info=task.exception(),
         )
+        self.failed = True
         self.request_stop()
 
     # --- outbox flushing -----------------------------------------------------------------
@@ -224,7 +262,10 @@ class App:
         if running is loop:
             wanted.set()
         else:
-            loop.call_soon_threadsafe(wanted.set)
+            try:
+                loop.call_soon_threadsafe(wanted.set)
+            except RuntimeError:  # the bot has stopped; the message waits for the next start
+                log.warning("a message was queued after the bot stopped")
 
     def _store(self) -> None:
         """Commit queued outbox writes and hand the new rows to the drainer."""

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lcbot.asyncutil import wait_event
 from lcbot.commands import CmdType, Command, CommandError, Invocation, parse
 from lcbot.transports.base import Incoming
 from lcbot.users import User
@@ -79,6 +80,8 @@ class Dispatcher:
         self.pool = HandlerPool(app.config.bot.workers)
         self.slow_notice = app.config.bot.slow_notice
         self.running: dict[int, tuple[float, str, str]] = {}  # token → started, to, name
+        self.active = 0  # messages being handled
+        self._idle: asyncio.Event | None = None
         self._tokens = itertools.count()
         self._watcher: asyncio.Task[None] | None = None
         self.set_states: dict[str, _SetState] = {}
@@ -125,7 +128,32 @@ class Dispatcher:
     # --- the flow ----------------------------------------------------------------------
 
     async def handle(self, msg: Incoming) -> None:
-        """Handle one message to completion (the handler included)."""
+        """Handle one message to completion (the handler included); never raises."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self.active += 1
+        self._idle.clear()
+        try:
+            await self._handle(msg)
+        except Exception:
+            log.exception("message from %r could not be handled", msg.sender_id)
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no message is being handled (or ``timeout``); True if idle."""
+        if self.active == 0 or self._idle is None:
+            return True
+        await wait_event(self._idle, timeout)
+        return self.active == 0
+
+    def run_sync(self, fn: Any) -> Any:
+        """Run ``fn()`` in the handler pool; returns an awaitable (for scheduled jobs)."""
+        return self.pool.submit(lambda _: fn(), None)
+
+    async def _handle(self, msg: Incoming) -> None:
         user = self.resolve(msg)
         if user is None:
             if msg.room_id is None and await self.app.binder.handle(msg):
@@ -200,7 +228,7 @@ class Dispatcher:
         command = invocation.command
         ctx = Context(self.app, invocation, reply_to)
         if command.is_async:
-            future: asyncio.Future[Any] = asyncio.ensure_future(command.handler(ctx))
+            future: asyncio.Future[Any] = asyncio.ensure_future(_guarded(command.handler, ctx))
         else:
             future = self.pool.submit(command.handler, ctx)
         token = next(self._tokens)
@@ -210,6 +238,9 @@ class Dispatcher:
                 self._watcher = asyncio.create_task(self._watch_slow(), name="lcbot-slow")
         try:
             result = await future
+            if inspect.isawaitable(result):  # a plain def that returned a coroutine
+                result = await _guarded(lambda _: result, ctx)
+            text = None if result is None else str(result)
         except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() is a failure too
             log.log(
                 logging.INFO if isinstance(exc, CommandError) else logging.ERROR,
@@ -223,8 +254,20 @@ class Dispatcher:
             return False
         finally:
             self.running.pop(token, None)
-        if inspect.isawaitable(result):  # a plain def that returned a coroutine
-            result = await result
-        if result is not None and str(result) != "":
-            self.say(reply_to, str(result))
+        if text:
+            self.say(reply_to, text)
         return True
+
+
+async def _guarded(handler: Any, ctx: Context) -> Any:
+    """Await an async handler; SystemExit and StopIteration become ordinary failures.
+
+    (asyncio re-raises SystemExit out of the event loop, and cannot store StopIteration
+    in a future.)
+    """
+    try:
+        return await handler(ctx)
+    except (SystemExit, StopIteration, StopAsyncIteration) as exc:
+        raise CommandError(
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ) from exc

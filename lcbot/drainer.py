@@ -54,9 +54,12 @@ class Pacing:
             if name not in section:
                 continue
             value = section[name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            kind = int | float if name == "per_recipient_gap" else int
+            if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
                 raise ConfigError(
-                    f"{where}: ratelimit.{name}: expected a number ≥ 0, got {value!r}"
+                    f"{where}: ratelimit.{name}: expected a "
+                    f"{'number' if name == 'per_recipient_gap' else 'whole number'} ≥ 0, "
+                    f"got {value!r}"
                 )
             values[name] = value
         unknown = set(section) - set(cls.__dataclass_fields__)
@@ -231,10 +234,12 @@ class Drainer:
                 self.parts[carried[0].id].pop(0)
             for m in done:
                 self.parts.pop(m.id, None)
-                sent_ids.append(m.id)
+            # report at once: a commit that happens while a later send is awaited must
+            # include this mark before ``committed()`` releases the recipient
+            self.outbox.mark_sent([m.id for m in done])
+            sent_ids.extend(m.id for m in done)
             self._drop(recipient, done)
         if sent_ids:
-            self.outbox.mark_sent(sent_ids)
             self.outbox.on_put()
         self.sends += sends
         return sends

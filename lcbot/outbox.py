@@ -44,6 +44,15 @@ class Message:
     priority: int = 0
 
 
+def clean_text(text: str) -> str:
+    """Text SQLite and WeChat can store: lone surrogates (undecodable bytes) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 class Outbox:
     """Durable queue with batched writes. Call ``flush()`` to commit (the App's flusher does)."""
 
@@ -98,6 +107,7 @@ class Outbox:
 
     def put(self, recipient: str, text: str, kind: str = "reply", priority: int = 0) -> None:
         """Queue a message (any thread). It is stored by the next flush, then sent."""
+        text, recipient = clean_text(text), clean_text(recipient)
         with self._lock:
             first = not self._new
             message = Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority)

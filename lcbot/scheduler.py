@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,15 @@ class Job:
         return self._job.next_run_time
 
 
-def _guarded(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+def _guarded(
+    fn: Callable[..., Any], name: str, run_sync: Callable[..., Any] | None = None
+) -> Callable[..., Any]:
+    if not inspect.iscoroutinefunction(fn) and run_sync is not None:
+        plain = fn
+
+        async def fn() -> None:  # plain functions run in the bot's handler threads
+            await run_sync(plain)
+
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -62,23 +71,33 @@ class Scheduler:
 
     def __init__(self) -> None:
         self._scheduler: Any = None
+        self._loop: Any = None
+        self._run_sync: Callable[..., Any] | None = None
+        self._lock = threading.Lock()
+
+    def bind(self, loop: Any, run_sync: Callable[..., Any] | None = None) -> None:
+        """Use ``loop`` (jobs may then be added from any thread) and ``run_sync`` for plain
+        functions (the bot's handler pool: daemon threads that never block exit)."""
+        self._loop, self._run_sync = loop, run_sync
 
     def _get(self) -> Any:
-        if self._scheduler is None:
-            import asyncio
+        with self._lock:
+            if self._scheduler is None:
+                import asyncio
 
-            from apscheduler.schedulers.asyncio import AsyncIOScheduler
+                from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-            self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
-            self._scheduler.start()
-        return self._scheduler
+                loop = self._loop or asyncio.get_running_loop()
+                self._scheduler = AsyncIOScheduler(event_loop=loop)
+                self._scheduler.start()
+            return self._scheduler
 
     def every(self, seconds: float, fn: Callable[..., Any], name: str | None = None) -> Job:
         if not seconds or seconds <= 0:
             raise ValueError("every(): seconds must be > 0")
         name = name or getattr(fn, "__qualname__", repr(fn))
         job = self._get().add_job(
-            _guarded(fn, name),
+            _guarded(fn, name, self._run_sync),
             "interval",
             seconds=seconds,
             name=name,
@@ -94,7 +113,7 @@ class Scheduler:
         trigger = CronTrigger.from_crontab(expression)  # ValueError on a bad expression
         name = name or getattr(fn, "__qualname__", repr(fn))
         job = self._get().add_job(
-            _guarded(fn, name),
+            _guarded(fn, name, self._run_sync),
             trigger,
             name=name,
             max_instances=1,

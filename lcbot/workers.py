@@ -54,6 +54,8 @@ class HandlerPool:
             fn, arg, future = job
             try:
                 result = (True, fn(arg))
+            except (StopIteration, StopAsyncIteration) as exc:  # futures cannot hold these
+                result = (False, RuntimeError(f"{type(exc).__name__} raised by the handler"))
             except BaseException as exc:
                 result = (False, exc)
             with self._done_lock:
@@ -74,10 +76,13 @@ class HandlerPool:
         for future, ok, value in done:
             if future.cancelled():
                 continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            try:
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            except Exception as exc:  # never leave the rest of the batch unresolved
+                future.set_exception(RuntimeError(f"handler result lost: {exc!r}"))
 
     def shutdown(self) -> None:
         """Stop the workers after the calls already queued (does not wait for them)."""

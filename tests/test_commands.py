@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lcbot import CmdType, Command, Pri
@@ -49,6 +49,7 @@ def test_parse_never_raises_and_is_normalised(text):
 
 @given(st.from_regex(r"[a-z]{1,10}", fullmatch=True), st.text(min_size=1).map(str.strip))
 def test_parse_round_trips_name_and_extra(name, extra):
+    assume(not extra.startswith((":", "：")))  # "a :x" reads as "a:x", by design
     for sep in (":", "：", " "):
         parsed = parse(f"{name}{sep}{extra}")
         assert parsed is not None and parsed[0] == name

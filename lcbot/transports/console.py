@@ -8,12 +8,16 @@ At the end of input the app drains pending messages and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import logging
 import sys
 import threading
 from typing import TextIO
 
 from lcbot.transports.base import Incoming, OnMessage, Transport
+
+log = logging.getLogger("lcbot.console")
 
 
 class ConsoleTransport(Transport):
@@ -38,24 +42,33 @@ class ConsoleTransport(Transport):
         queue: asyncio.Queue[str | None] = asyncio.Queue()
 
         def reader() -> None:  # a daemon thread: a blocked read never holds up exit
-            for line in self.stdin:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            try:
+                with contextlib.suppress(AttributeError, ValueError):
+                    self.stdin.reconfigure(errors="replace")  # undecodable bytes → U+FFFD
+                for line in self.stdin:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            except Exception as exc:  # a broken input ends the session like end of input
+                log.error("console input failed: %s", exc)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                    loop.call_soon_threadsafe(queue.put_nowait, None)
 
         threading.Thread(target=reader, name="lcbot-stdin", daemon=True).start()
         interactive = self.stdin.isatty()
         running: set[asyncio.Task[None]] = set()
-        while (line := await queue.get()) is not None:
-            incoming = Incoming(self.user, self.user, line.rstrip("\r\n"))
-            if interactive:
-                task = asyncio.create_task(on_message(incoming))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            else:
-                await on_message(incoming)
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
-        self.finished.set()
+        try:
+            while (line := await queue.get()) is not None:
+                incoming = Incoming(self.user, self.user, line.rstrip("\r\n"))
+                if interactive:
+                    task = asyncio.create_task(on_message(incoming))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                else:
+                    await on_message(incoming)
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            self.finished.set()
 
     async def send(self, recipient: str, text: str) -> None:
         from rich.markup import escape

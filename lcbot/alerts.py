@@ -80,6 +80,11 @@ def insert_alert(
     check_level(level)
     if not isinstance(text, str) or not text.strip():
         raise UsageError("alert text is empty")
+    for name, value in (("text", text), ("title", title), ("key", key)):
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"alert {name} is not valid text (undecodable bytes)") from None
     cursor = db.execute(
         "INSERT INTO alerts (created, text, level, title, key, resolved, source) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",

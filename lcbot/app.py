@@ -13,6 +13,7 @@ from lcbot.alerts import AlertRouter
 from lcbot.asyncutil import wait_event
 from lcbot.commands import Registry
 from lcbot.config import Config
+from lcbot.config import load as load_config
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.errors import LcbotError
@@ -85,6 +86,7 @@ class App:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: Any = None  # the data_dir lock file, held while running
         self.failed = False  # an internal task died: `lcbot run` exits 1
+        self._config_seen: int | None = None
         self._signals = 0
 
     def _address_of(self, name: str) -> str | None:
@@ -97,6 +99,7 @@ class App:
         """Open the outbox, start flusher and drainer, run startup hooks, start the transport."""
         self._loop = asyncio.get_running_loop()
         self._lock = lock_data_dir(self.config.bot.data_dir)
+        self._config_seen = self._config_stamp()
         self.scheduler.bind(self._loop, self.dispatcher.run_sync)
         self._stop = asyncio.Event()
         self._flush_wanted = asyncio.Event()
@@ -210,6 +213,29 @@ class App:
         """Replace the user directory (after lcbot.toml changed, e.g. a contact was bound)."""
         self.directory = Directory(users)
 
+    def _config_stamp(self) -> int | None:
+        try:
+            return self.config.path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def _reload_config_if_changed(self) -> None:
+        """`lcbot user …` edits reach the running bot: users are re-read when the file changes.
+
+        A file that does not validate is reported once and the current users stay.
+        """
+        stamp = self._config_stamp()
+        if stamp is None or stamp == self._config_seen:
+            return
+        self._config_seen = stamp
+        try:
+            users = load_config(self.config.path).users
+        except LcbotError as exc:
+            log.warning("lcbot.toml changed but is not valid; keeping the current users: %s", exc)
+            return
+        self.reload_users(users)
+        log.info("lcbot.toml changed: %d user(s) loaded", len(users))
+
     # --- public API for plugins ------------------------------------------------------------
 
     def alert(
@@ -243,6 +269,7 @@ class App:
             try:
                 self.alerts.route_new()
                 self.drainer.add(self.outbox.take_retries())
+                self._reload_config_if_changed()
             except Exception:
                 log.exception("could not route alerts; retrying")
                 await asyncio.sleep(1)

@@ -275,7 +275,7 @@ def edit(explicit: str | os.PathLike[str] | Path | None = None) -> Iterator[dict
     The document is validated after the change; nothing is written if the file was
     invalid to begin with, if the block raises, or if the result does not validate.
     """
-    path = locate(explicit)
+    path = locate(explicit).resolve()  # a symlinked lcbot.toml: edit the file it points to
     if not path.exists():
         read_raw(path)  # raises the "run lcbot init" hint before a lock file is created
     with locked(path):
@@ -289,6 +289,8 @@ def edit(explicit: str | os.PathLike[str] | Path | None = None) -> Iterator[dict
 def create(path: Path, raw: dict[str, Any]) -> None:
     """Write a new config file; refuses to overwrite an existing one."""
     validate(raw, path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot create {path}: the folder {path.parent} does not exist")
     with locked(path):
         if path.exists():
             raise ConfigError(f"{path} already exists; not overwriting it")

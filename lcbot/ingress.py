@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ class IngressSettings:
             raise ConfigError(f"{where}: ingress.enabled: expected true or false")
         listen = section.get("listen", "127.0.0.1:8789")
         host, _, port_text = listen.rpartition(":") if isinstance(listen, str) else ("", "", "")
-        if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or int(port_text) > 65535:
             raise ConfigError(f"{where}: ingress.listen: expected HOST:PORT, got {listen!r}")
         token_env = section.get("token_env", "LCBOT_INGRESS_TOKEN")
         if not isinstance(token_env, str) or not token_env:

@@ -48,13 +48,18 @@ def issue(db: sqlite3.Connection, user: str, now: float | None = None) -> str:
     code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("DELETE FROM pairing WHERE user = ? OR expires <= ?", (user, now))
+        db.execute("DELETE FROM pairing WHERE lower(user) = lower(?) OR expires <= ?", (user, now))
         db.execute("INSERT INTO pairing VALUES (?, ?, ?)", (_hash(code), user, now + VALID_SECONDS))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
     return display(code)
+
+
+def revoke(db: sqlite3.Connection, user: str) -> None:
+    """Forget every code of ``user`` (any case): a removed user's code binds nobody."""
+    db.execute("DELETE FROM pairing WHERE lower(user) = lower(?)", (user,))
 
 
 def redeem(db: sqlite3.Connection, text: str, now: float | None = None) -> str | None:

@@ -3,7 +3,7 @@
 Load order (which is also hook call order): built-in plugins (``lcbot/builtin``), then
 installed distributions exposing the ``lcbot`` entry-point group, then ``.py`` files and
 packages in each ``[plugins] dirs`` folder. ``LCBOT_LOAD_PLUGINS=a,b`` loads only those
-external plugins (empty: none); ``[plugins] disable`` skips any plugin by name.
+installed plugins (empty: none); ``[plugins] disable`` skips any plugin by name.
 
 A plugin that fails to import, or whose hook raises, is logged with its name and
 traceback, marked failed (see ``lcbot plugins list``) and unregistered; the bot goes on.
@@ -119,10 +119,14 @@ class PluginHost:
                 continue
             if path.suffix == ".py" and path.is_file():
                 record = PluginRecord(path.stem, "dir", location=str(path))
-                self._load(record, lambda p=path: _import_path(p.stem, p, None))
+                self._load(record, lambda p=path: _import_path(p.stem, p, None), external=False)
             elif path.is_dir() and (path / "__init__.py").is_file():
                 record = PluginRecord(path.name, "dir", location=str(path))
-                self._load(record, lambda p=path: _import_path(p.name, p / "__init__.py", p))
+                self._load(
+                    record,
+                    lambda p=path: _import_path(p.name, p / "__init__.py", p),
+                    external=False,
+                )
 
     def _load(self, record: PluginRecord, importer, external: bool = True) -> None:
         if record.name in self.records:

@@ -134,6 +134,8 @@ def create(name: str, where: Path) -> Path:
         )
     name = name.replace("_", "-")
     module = "lcbot_plugin_" + name.replace("-", "_")
+    if not where.is_dir():
+        raise UsageError(f"--dir {where}: not an existing folder")
     root = where / f"lcbot-plugin-{name}"
     if root.exists():
         raise UsageError(f"{root} already exists; not overwriting it")

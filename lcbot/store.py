@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from lcbot.errors import ConfigError
+
 DB_NAME = "lcbot.db"
 
 MIGRATIONS = [
@@ -68,12 +70,17 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
     """Open (and create or upgrade) the database in WAL mode, autocommit."""
     if not create and not path.exists():
         raise FileNotFoundError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA busy_timeout = 30000")
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    _migrate(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        _migrate(db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"cannot open the database {path} (check [bot] data_dir): {exc}"
+        ) from None
     return db
 
 

@@ -56,7 +56,7 @@ def check_identifier(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise UsageError(f"invalid {what} {value!r}: it must be a non-empty text")
     for ch in value:
-        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
             raise UsageError(f"invalid {what} {value!r}: no spaces or control characters allowed")
     if len(value) > 64:
         raise UsageError(f"invalid {what} {value!r}: at most 64 characters")

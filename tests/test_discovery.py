@@ -367,8 +367,9 @@ def test_entrypoint_plugin_is_listed_and_answers(hello_dist, cfg_path):
 @pytest.mark.parametrize(
     ("allow", "expected"),
     [
-        ("", {"hello": "disabled", "aaa": "disabled"}),
-        ("hello", {"hello": "ok", "aaa": "disabled"}),
+        # the variable selects installed plugins; folder plugins are chosen in lcbot.toml
+        ("", {"hello": "disabled", "aaa": "ok"}),
+        ("hello", {"hello": "ok", "aaa": "ok"}),
         (" aaa , other", {"hello": "disabled", "aaa": "ok"}),
         ("hello,aaa", {"hello": "ok", "aaa": "ok"}),
     ],
@@ -379,7 +380,7 @@ def test_load_plugins_env_selects_external_plugins(hello_dist, cfg_path, allow, 
     env = with_dist(hello_dist, LCBOT_LOAD_PLUGINS=allow)
 
     records = by_name(lcbot_json(project, env, "plugins", "list"))
-    # built-in plugins always load; the variable selects external ones only
+    # built-in and folder plugins always load; the variable selects installed ones only
     assert {name: r["status"] for name, r in records.items()} == dict.fromkeys(BUILTIN, "ok") | (
         expected
     )

@@ -17,6 +17,8 @@ from lcbot import config
 from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
 from lcbot.errors import UsageError
 
+LIMIT = typer.Option("--limit", "-n", help="How many.", min=1, max=1_000_000)
+
 alerts_app = sub_app("Inspect alerts and their routing.")
 outbox_app = sub_app("Inspect and repair the queue of outgoing messages.")
 
@@ -67,7 +69,7 @@ def alert(
 
 @alerts_app.command("recent")
 def recent(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 20,
+    limit: Annotated[int, LIMIT] = 20,
     json_output: JsonOption = False,
     config_path: ConfigOption = None,
 ) -> None:
@@ -130,7 +132,7 @@ def list_outbox(
         str | None,
         typer.Option("--state", help="pending, sent, dead or retry.", metavar="STATE"),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 50,
+    limit: Annotated[int, LIMIT] = 50,
     json_output: JsonOption = False,
     config_path: ConfigOption = None,
 ) -> None:
@@ -185,7 +187,9 @@ def list_outbox(
 
 @outbox_app.command("retry")
 def retry(
-    message_id: Annotated[int | None, typer.Argument(help="Message id.", metavar="ID")] = None,
+    message_id: Annotated[
+        int | None, typer.Argument(help="Message id.", metavar="ID", min=1, max=2**63 - 1)
+    ] = None,
     dead: Annotated[bool, typer.Option("--dead", help="Retry every dead message.")] = False,
     config_path: ConfigOption = None,
 ) -> None:

@@ -31,27 +31,48 @@ def add(
     config_path: ConfigOption = None,
 ) -> None:
     """Add a user."""
-    level = Pri.parse(pri)
-    with config.edit(config_path) as raw:
-        from lcbot.users import add_user
+    from lcbot import pairing
+    from lcbot.users import add_user
 
-        user = add_user(raw, name, level, wxid)
+    level = Pri.parse(pri)
+    db = _pairing_db(config_path)  # a broken data_dir fails here, before the file changes
+    try:
+        with config.edit(config_path) as raw:
+            user = add_user(raw, name, level, wxid)
+        pairing.revoke(db, user.name)  # codes of an earlier user of this name
+        code = pairing.issue(db, user.name) if wxid is None else None
+    finally:
+        db.close()
     out = stdout()
     out.print(f"added {escape(user.name)} ({user.pri.label})")
-    if wxid is None:
-        code = _invite(config_path, user.name)
+    if code is not None:
         out.print(f"pairing code for {escape(user.name)} (valid 24 h, single use): {code}")
         out.print(f"{escape(user.name)} sends `bind {code}` to the bot on WeChat")
 
 
-def _invite(config_path, name: str) -> str:
-    from lcbot import pairing
+def _pairing_db(config_path):
     from lcbot.store import DB_NAME, connect
 
-    cfg = config.load(config_path)
-    db = connect(cfg.bot.data_dir / DB_NAME)
+    return connect(config.load(config_path).bot.data_dir / DB_NAME)
+
+
+def _invite(config_path, name: str) -> str:
+    from lcbot import pairing
+
+    db = _pairing_db(config_path)
     try:
         return pairing.issue(db, name)
+    finally:
+        db.close()
+
+
+def _revoke(config_path, name: str) -> None:
+    """Codes issued for an earlier user of this name must not bind anyone any more."""
+    from lcbot import pairing
+
+    db = _pairing_db(config_path)
+    try:
+        pairing.revoke(db, name)
     finally:
         db.close()
 
@@ -92,6 +113,7 @@ def remove(
 
     with config.edit(config_path) as raw:
         user = remove_user(raw, name, force=force)
+    _revoke(config_path, user.name)
     stdout().print(f"removed {escape(user.name)}")
 
 

@@ -87,6 +87,7 @@ class App:
         self._lock: Any = None  # the data_dir lock file, held while running
         self.failed = False  # an internal task died: `lcbot run` exits 1
         self._config_seen: int | None = None
+        self._drain_task: asyncio.Task[Any] | None = None
         self._signals = 0
 
     def _address_of(self, name: str) -> str | None:
@@ -111,9 +112,10 @@ class App:
         self.alerts.open()
         self.alerts.wake = lambda: self._wake(self._alerts_wanted)
         self._alerts_wanted.set()  # alerts raised while the bot was stopped go out now
+        self._drain_task = asyncio.create_task(self.drainer.run(), name="lcbot-drainer")
         self._tasks = [
             asyncio.create_task(self._flusher(), name="lcbot-flusher"),
-            asyncio.create_task(self.drainer.run(), name="lcbot-drainer"),
+            self._drain_task,
             asyncio.create_task(self._poller(), name="lcbot-alerts"),
         ]
         if self.fallback is not None:
@@ -189,8 +191,8 @@ class App:
             if not self.outbox.dirty and self.drainer.pending == 0:
                 return True
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
+            if remaining <= 0 or (self._drain_task is not None and self._drain_task.done()):
+                return False  # out of time, or nothing is sending any more
             self.drainer.progress.clear()
             await wait_event(self.drainer.progress, min(remaining, 0.5))
 

@@ -268,6 +268,4 @@ async def _guarded(handler: Any, ctx: Context) -> Any:
     try:
         return await handler(ctx)
     except (SystemExit, StopIteration, StopAsyncIteration) as exc:
-        raise CommandError(
-            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        ) from exc
+        raise CommandError(str(exc) or type(exc).__name__) from exc

@@ -24,11 +24,6 @@ from typing import Any
 from lcbot.errors import ConfigError
 from lcbot.users import User, parse_users
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 CONFIG_ENV = "LCBOT_CONFIG"
 DEFAULT_NAME = "lcbot.toml"
 TRANSPORTS = ("auto", "console", "wechaty")
@@ -82,11 +77,20 @@ def locate(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().absolute()
 
 
+def _toml():
+    """tomllib (tomli on 3.10), imported on first use: commands like --help never need it."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    return tomllib
+
+
 def parse_text(text: str, path: Path) -> dict[str, Any]:
     """Parse TOML text; a syntax error becomes a ConfigError naming file, line and column."""
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        return _toml().loads(text)
+    except _toml().TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
         if match:

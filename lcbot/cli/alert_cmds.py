@@ -6,7 +6,6 @@ running bot picks new alerts and retried rows up within a second.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Annotated
@@ -74,6 +73,8 @@ def recent(
     config_path: ConfigOption = None,
 ) -> None:
     """Recent alerts with their outcome: delivered to whom, deduplicated, silenced, …"""
+    import json
+
     db = _db(config_path, create=False)
     rows = (
         []

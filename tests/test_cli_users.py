@@ -246,3 +246,23 @@ def test_user_list_and_help_do_not_import_heavy_modules(cfg_path):
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
+
+
+def test_main_builds_only_the_named_command_group(cfg_path):
+    probe = (
+        "import sys; sys.argv = ['lcbot', 'user', 'list', '--json']\n"
+        "from lcbot.cli import main\n"
+        "try: main()\n"
+        "except SystemExit: pass\n"
+        "print('CLI', sorted(m for m in sys.modules if m.startswith('lcbot.cli.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cfg_path.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"name": "alice"' in result.stdout
+    assert "CLI ['lcbot.cli.common', 'lcbot.cli.users']" in result.stdout

@@ -112,7 +112,6 @@ class Drainer:
         self.recent: deque[float] = deque()  # send times within the last minute
         self.uncommitted: set[str] = set()  # sent, but the mark is not committed yet
         self.parts: dict[int, list[str]] = {}  # message id → parts still to send
-        self.sends = 0
         self.wake = asyncio.Event()
         self.progress = asyncio.Event()  # set after each round; App.drain waits on it
 
@@ -241,7 +240,6 @@ class Drainer:
             self._drop(recipient, done)
         if sent_ids:
             self.outbox.on_put()
-        self.sends += sends
         return sends
 
     def _drop(self, recipient: str, messages: list[Message]) -> None:

@@ -226,6 +226,13 @@ def test_twenty_concurrent_adds_lose_nothing(cfg_path):
     assert names == {"alice", "bob"} | {f"u{i}" for i in range(20)}
 
 
+def run_probe(code: str, cwd) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (so its imports are its own)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_user_list_and_help_do_not_import_heavy_modules(cfg_path):
     probe = (
         "import sys; from lcbot.cli import app\n"
@@ -237,13 +244,7 @@ def test_user_list_and_help_do_not_import_heavy_modules(cfg_path):
         "or m in ('lcbot.plugins', 'lcbot.app'))\n"
         "print('HEAVY', heavy)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=cfg_path.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_probe(probe, cfg_path.parent)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
 
@@ -256,13 +257,7 @@ def test_main_builds_only_the_named_command_group(cfg_path):
         "except SystemExit: pass\n"
         "print('CLI', sorted(m for m in sys.modules if m.startswith('lcbot.cli.')))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=cfg_path.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_probe(probe, cfg_path.parent)
     assert result.returncode == 0, result.stderr
     assert '"name": "alice"' in result.stdout
     assert "CLI ['lcbot.cli.common', 'lcbot.cli.users']" in result.stdout

@@ -10,19 +10,35 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["CmdType", "Command", "CommandError", "Pri", "__version__", "hookimpl"]
+__all__ = [
+    "Alert",
+    "Bot",
+    "CmdType",
+    "Command",
+    "CommandError",
+    "Pri",
+    "Setting",
+    "__version__",
+    "hookimpl",
+]
 
 _EXPORTS = {
+    "Alert": "lcbot.alerts",
+    "Bot": "lcbot.bot",
     "Pri": "lcbot.users",
     "hookimpl": "lcbot.hookspecs",
     "CmdType": "lcbot.commands",
     "Command": "lcbot.commands",
     "CommandError": "lcbot.commands",
+    "Setting": "lcbot.schema",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lcbot.alerts import Alert
+    from lcbot.bot import Bot
     from lcbot.commands import CmdType, Command, CommandError
     from lcbot.hookspecs import hookimpl
+    from lcbot.schema import Setting
     from lcbot.users import Pri
 
 

@@ -1,4 +1,14 @@
-"""The App wires configuration, plugins, commands, dispatch, outbox and a transport together."""
+"""The App: the composition root. It builds every component, gives each only what it uses,
+and starts them as one stack (``contextlib.AsyncExitStack``): each start registers its own
+stop, ``stop()`` unwinds the stack, and a failed start unwinds what had started.
+
+Nothing below this module holds or imports the App. The flows, as direct calls and queues:
+
+* commands: transport → ``Dispatcher.handle`` → handler → ``Outbox.put`` → (commit) →
+  ``Feed`` → ``Drainer`` → ``transport.send``;
+* alerts: ``bot.alert`` / ``ctx.alert`` → ``AlertRouter.submit``; ``lcbot alert``, HTTP →
+  ``alerts`` table → router; router → ``Outbox.put`` → … as above.
+"""
 
 from __future__ import annotations
 
@@ -7,141 +17,273 @@ import contextlib
 import logging
 import os
 import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from lcbot.alerts import AlertRouter
-from lcbot.asyncutil import wait_event
+from lcbot.alerts import Alert, AlertSettings
+from lcbot.bot import Bot, BotCore
 from lcbot.commands import Registry
 from lcbot.config import Config
-from lcbot.config import load as load_config
+from lcbot.db import DB_NAME, Database, transaction
+from lcbot.db import alerts as alerts_sql
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.errors import LcbotError
 from lcbot.fallback import Fallback, load_apprise
 from lcbot.ingress import Ingress, IngressSettings
-from lcbot.outbox import Outbox
-from lcbot.pairing import Binder
+from lcbot.outbox import Feed, Outbox
+from lcbot.pairing import Binder, redeem
 from lcbot.plugins import PluginHost, load_host
-from lcbot.scheduler import Job, Scheduler
-from lcbot.store import DB_NAME
+from lcbot.retention import Retention
+from lcbot.roster import Roster
+from lcbot.router import AlertRouter
+from lcbot.scheduler import Scheduler
+from lcbot.schema import Section
+from lcbot.state import StateStore
 from lcbot.transports.base import Transport
-from lcbot.users import Directory
+from lcbot.workers import HandlerPool
 
 log = logging.getLogger("lcbot.app")
 
 
-FLUSH_DELAY = 0.005  # seconds: group-commit window (fewer, larger transactions; ≤ 5 ms latency)
-
-
-def lock_data_dir(data_dir: Any) -> Any:
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``data_dir`` so that two bots never share one outbox."""
     import fcntl
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "lcbot.lock", "a")  # noqa: SIM115 (held while the bot runs)
+    with open(data_dir / "lcbot.lock", "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LcbotError(
+                f"another lcbot is running with the data dir {data_dir}; stop it first"
+            ) from None
+        yield  # closing the file releases the lock
+
+
+@contextlib.contextmanager
+def signal_handlers(on_signal: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``on_signal`` on the loop; the previous handlers come back."""
+    loop = asyncio.get_running_loop()
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            previous = signal.getsignal(sig)
+            loop.add_signal_handler(sig, on_signal)
+            saved[sig] = previous
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise LcbotError(
-            f"another lcbot is running with the data dir {data_dir}; stop it first"
-        ) from None
-    return handle
+        yield
+    finally:
+        for sig, previous in saved.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous)
 
 
 class App:
-    """One running bot. ``await app.run()`` until quit, a signal, or the end of input."""
+    """One bot. ``await app.run()`` until quit, a signal, or the end of input."""
 
     def __init__(
         self, config: Config, transport: Transport, plugins: PluginHost | None = None
     ) -> None:
         self.config = config
         self.transport = transport
-        self.directory = Directory(config.users)
-        self.plugins = plugins if plugins is not None else load_host(config)
+        self.plugins = plugins or load_host(config.plugins.dirs, config.plugins.disable)
+        settings = config.settings
+        self.sections = self._plugin_sections()  # ConfigError (exit 2) on a bad plugin section
+        for key in config.unknown_keys():
+            log.warning("%s: unknown key %s (ignored)", config.path, key)
         self.registry = self.plugins.register_commands(Registry())
-        where = str(config.path)
-        self.outbox = Outbox(config.bot.data_dir / DB_NAME)
-        self.dispatcher = Dispatcher(self)
-        pacing = Pacing.from_config(config.section("ratelimit"), transport.paced, where)
-        self.drainer = Drainer(self.outbox, transport, pacing)
-        self.alerts = AlertRouter(self, config.bot.data_dir / DB_NAME)
-        self.scheduler = Scheduler()
-        urls = self.alerts.settings.fallback_urls
-        self.fallback = (
-            Fallback(self, load_apprise(urls, where), self.alerts.settings.fallback_after)
-            if urls
-            else None
+        self.db = Database(config.bot.data_dir / DB_NAME)
+        self.roster = Roster(config.users, transport.identity, config.path)
+        feed = Feed()
+        self.outbox = Outbox(self.db, feed)
+        pacing = Pacing.from_settings(settings["ratelimit"], transport.paced)
+        self.drainer = Drainer(feed, self.outbox, transport, self.roster.address, pacing)
+        alert_settings = AlertSettings.from_settings(settings["alerts"], settings["storage"])
+        self.router = AlertRouter(
+            alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
         )
-        self._alerts_wanted: asyncio.Event | None = None
-        self.binder = Binder(self)
-        ingress = IngressSettings.from_config(config.section("ingress"), where)
+        self.scheduler = Scheduler()
+        self.pool = HandlerPool(config.bot.workers)
+        self.state = StateStore(self.outbox.record)
+        self.core = BotCore(
+            name=config.bot.name,
+            submit=self.router.submit,
+            put=self.outbox.put,
+            scheduler=self.scheduler,
+            section=self.sections.get,
+            directory=lambda: self.roster.directory,
+            state=self.state,
+            registry=self.registry,
+            allowed=self.plugins.allowed,
+            alerts=self.router,
+        )
+        binder = Binder(self._redeem, self.roster.bind, self.outbox.put)
+        self.dispatcher = Dispatcher(
+            registry=self.registry,
+            people=self.roster,
+            allowed=self.plugins.allowed,
+            put=self.outbox.put,
+            pool=self.pool,
+            bot_for=self.core.for_plugin,
+            strangers=binder.handle,
+            request_stop=self.request_stop,
+            slow_notice=config.bot.slow_notice,
+        )
+        self.fallback = self._fallback(alert_settings)
+        ingress = IngressSettings.from_settings(settings["ingress"])
         if ingress.enabled:
-            ingress.check_exposure(where)  # before anything starts
-        self.ingress = Ingress(self, ingress) if ingress.enabled else None
-        transport.address_of = self._address_of
-        self._stop: asyncio.Event | None = None
-        self._flush_wanted: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: Any = None  # the data_dir lock file, held while running
+            ingress.check_exposure(str(config.path))  # before anything starts
+        self.ingress = (
+            Ingress(ingress, self._store_alerts, self.health) if ingress.enabled else None
+        )
+        keep = alert_settings.keep
+        self.retention = Retention(
+            [lambda now, limit: self.outbox.expire(now - keep, limit), self.router.expire]
+        )
         self.failed = False  # an internal task died: `lcbot run` exits 1
-        self._config_seen: int | None = None
-        self._drain_task: asyncio.Task[Any] | None = None
+        self.stop_wait = 30.0  # seconds stop() waits for running commands, then for the drain
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._drainer_task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._signals = 0
 
-    def _address_of(self, name: str) -> str | None:
-        user = self.directory.by_name(name)
-        return user.wxid if user else None
+    def _plugin_sections(self) -> _Sections:
+        """Each plugin's configuration: checked when it declares a schema, raw otherwise."""
+        config = self.config
+        sections: dict[str, dict[str, Any]] = {}
+        for name, settings in self.plugins.config_schemas().items():
+            section = Section(name, tuple(settings))
+            sections[name] = section.load(config.raw.get(name), str(config.path))
+            for key in section.unknown_keys(config.raw.get(name)):
+                log.warning("%s: unknown key %s.%s (ignored)", config.path, name, key)
+        for name in self.plugins.records:
+            if name not in sections:
+                value = config.raw.get(name, {})
+                sections[name] = value if isinstance(value, dict) else {}
+        return _Sections(sections)
 
-    # --- lifecycle -----------------------------------------------------------------------
+    def _fallback(self, settings: AlertSettings) -> Fallback | None:
+        if not settings.fallback_urls:
+            return None
+        notifier = load_apprise(settings.fallback_urls, str(self.config.path))
 
-    async def start(self) -> None:
-        """Open the outbox, start flusher and drainer, run startup hooks, start the transport."""
+        def waiting() -> list[tuple[int, str]]:
+            assert self.db.conn is not None
+            from lcbot.db import outbox as outbox_sql
+
+            return outbox_sql.pending_critical(self.db.conn)
+
+        return Fallback(
+            notifier,
+            settings.fallback_after,
+            ready=lambda: self.transport.ready,
+            waiting=waiting,
+            record=self.outbox.record,
+            title=f"{self.config.bot.name}: critical alert",
+        )
+
+    # --- worker-thread database work --------------------------------------------------------
+
+    def _store_alerts(self, alerts: list[Alert]) -> list[int]:
+        """Store alerts from the HTTP listener (one transaction); the router takes them."""
+        with self.db.worker() as conn, transaction(conn):
+            ids = alerts_sql.insert_new(conn, alerts)
+        self.router.waker.wake()
+        return ids
+
+    def _redeem(self, text: str) -> str | None:
+        with self.db.worker() as conn:
+            return redeem(conn, text)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, signals: bool = False) -> None:
+        """Start every component in order; if one fails, stop those already started."""
         self._loop = asyncio.get_running_loop()
-        self._lock = lock_data_dir(self.config.bot.data_dir)
-        self._config_seen = self._config_stamp()
-        self.scheduler.bind(self._loop, self.dispatcher.run_sync)
         self._stop = asyncio.Event()
-        self._flush_wanted = asyncio.Event()
-        self._alerts_wanted = asyncio.Event()
-        self.drainer.add(self.outbox.open())
-        if self.drainer.pending:
-            log.info("%d message(s) pending from an earlier run", self.drainer.pending)
-        self.outbox.on_put = self._wake_flusher
-        self.alerts.open()
-        self.alerts.wake = lambda: self._wake(self._alerts_wanted)
-        self._alerts_wanted.set()  # alerts raised while the bot was stopped go out now
-        self._drain_task = asyncio.create_task(self.drainer.run(), name="lcbot-drainer")
-        self._tasks = [
-            asyncio.create_task(self._flusher(), name="lcbot-flusher"),
-            self._drain_task,
-            asyncio.create_task(self._poller(), name="lcbot-alerts"),
-        ]
-        if self.fallback is not None:
-            self._tasks.append(asyncio.create_task(self.fallback.run(), name="lcbot-fallback"))
-        for task in self._tasks:
-            task.add_done_callback(self._task_ended)
-        if self.ingress is not None:
-            await self.ingress.start()
-        await self.plugins.acall("lcbot_startup", app=self)
-        await self.transport.start(self.dispatcher.handle)
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await self._start(stack, signals)
+        except BaseException:
+            await stack.__aexit__(*sys.exc_info())
+            raise
+        self._stack = stack
 
-    async def run(self, drain_timeout: float = 30.0) -> int:
-        """Start, wait for a stop request (or the transport's end of input), stop cleanly."""
-        await self.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal)
+    async def _start(self, stack: contextlib.AsyncExitStack, signals: bool) -> None:
+        if signals:
+            stack.enter_context(signal_handlers(self._on_signal))
+        stack.enter_context(data_dir_lock(self.config.bot.data_dir))
+        stack.enter_context(self.db.opened())
+        self.state.load(self.db.conn)
+        if self.ingress is not None:
+            stack.enter_context(self.ingress.bound())  # a taken port fails here, early
+        self._watch(await stack.enter_async_context(self.outbox.running()))
+        stack.callback(self.pool.shutdown)
+        await self.transport.start(self.dispatcher.handle)
+        stack.push_async_callback(self.transport.stop)
+        drained = self.drainer.running(lambda: self.stop_wait, lambda: self.outbox.dirty)
+        self._drainer_task = await stack.enter_async_context(drained)
+        self._watch(self._drainer_task)
+        self._watch(await stack.enter_async_context(self.router.running()))
+        self._watch(await stack.enter_async_context(self.roster.running()))
+        if self.fallback is not None:
+            self._watch(await stack.enter_async_context(self.fallback.running()))
+        self._watch(await stack.enter_async_context(self.retention.running()))
+        stack.enter_context(self.scheduler.running(self._loop, self.dispatcher.run_sync))
+        await self.plugins.startup(self.core)
+        stack.push_async_callback(self.plugins.shutdown, self.core)
+        await stack.enter_async_context(self.dispatcher.serving(lambda: self.stop_wait))
+        if self.ingress is not None:
+            await stack.enter_async_context(self.ingress.serving())
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Unwind the start stack: the listener closes, running commands finish (bounded),
+        shutdown hooks run, pending messages are sent (bounded), then everything closes."""
+        if timeout is not None:
+            self.stop_wait = timeout
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def run(self) -> int:
+        """Start, wait for a stop request (or the transport's end of input), stop cleanly.
+        Returns the exit status: 1 if an internal task failed, else 0."""
+        await self.start(signals=True)
         assert self._stop is not None
-        finished = asyncio.create_task(self.transport.finished.wait())
-        stopped = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({finished, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finished.cancel()
-        stopped.cancel()
-        await self.stop(drain_timeout)
+        finished = asyncio.ensure_future(self.transport.finished.wait())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({finished, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
+            stopped.cancel()
+            await self.stop()
         return 1 if self.failed else 0
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Route the alerts raised so far and wait until every message is sent (or
+        ``timeout``); True if all were."""
+        self.router.route_pending()
+        return await self.drainer.drain(timeout, lambda: self.outbox.dirty, self._drainer_task)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested (quit, a signal, an internal failure)."""
+        return self._stop is not None and self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Ask the bot to stop (any thread). Pending messages are drained first."""
+        if self._loop is None or self._stop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed already
+            self._loop.call_soon_threadsafe(self._stop.set)
 
     def _on_signal(self) -> None:
         self._signals += 1
@@ -152,164 +294,52 @@ class App:
             log.warning("second signal: quitting now; unsent messages go at the next start")
             os._exit(1)
 
-    def request_stop(self) -> None:
-        """Ask the bot to stop (any thread). Pending messages are drained first."""
-        if self._loop is None or self._stop is None:
-            return
-        self._loop.call_soon_threadsafe(self._stop.set)
-
-    async def stop(self, drain_timeout: float = 30.0) -> None:
-        """Run shutdown hooks, drain the outbox (bounded), stop the transport, close."""
-        if self.ingress is not None:
-            await self.ingress.stop()
-        if not await self.dispatcher.wait_idle(drain_timeout):
-            log.warning("stopping while commands still run; their answers may be lost")
-        await self.plugins.acall("lcbot_shutdown", app=self)
-        self.alerts.route_new()  # alerts raised up to now go out with this drain
-        if not await self.drain(drain_timeout):
-            log.warning(
-                "%d message(s) still pending; they are sent at the next start", self.drainer.pending
-            )
-        await self.transport.stop()
-        self.scheduler.shutdown()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.outbox.close()
-        self.alerts.close()
-        self.dispatcher.close()
-        if self._lock is not None:
-            self._lock.close()  # releases the flock
-            self._lock = None
-
-    async def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued message is sent (or ``timeout``); True if all were."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            self._store()
-            if not self.outbox.dirty and self.drainer.pending == 0:
-                return True
-            remaining = deadline - loop.time()
-            if remaining <= 0 or (self._drain_task is not None and self._drain_task.done()):
-                return False  # out of time, or nothing is sending any more
-            self.drainer.progress.clear()
-            await wait_event(self.drainer.progress, min(remaining, 0.5))
-
-    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+    def _watch(self, task: asyncio.Task[Any]) -> None:
         """A background task must never end while the bot runs: log it and stop the bot."""
-        if task.cancelled():
-            return
-        log.critical(
-            "internal task %s ended: %r; stopping",
-            task.get_name(),
-            task.exception(),
-            exc_info=task.exception(),
-        )
-        self.failed = True
-        self.request_stop()
 
-    # --- outbox flushing -----------------------------------------------------------------
+        def ended(task: asyncio.Task[Any]) -> None:
+            if task.cancelled():
+                return
+            log.critical(
+                "internal task %s ended: %r; stopping",
+                task.get_name(),
+                task.exception(),
+                exc_info=task.exception(),
+            )
+            self.failed = True
+            self.request_stop()
 
-    def reload_users(self, users: list) -> None:
-        """Replace the user directory (after lcbot.toml changed, e.g. a contact was bound)."""
-        self.directory = Directory(users)
+        task.add_done_callback(ended)
 
-    def _config_stamp(self) -> int | None:
-        try:
-            return self.config.path.stat().st_mtime_ns
-        except OSError:
-            return None
+    # --- observing ------------------------------------------------------------------------
 
-    def _reload_config_if_changed(self) -> None:
-        """`lcbot user …` edits reach the running bot: users are re-read when the file changes.
+    def bot(self, plugin: str) -> Bot:
+        """Plugin ``plugin``'s view of this bot (what its hooks and handlers get)."""
+        return self.core.for_plugin(plugin)
 
-        A file that does not validate is reported once and the current users stay.
-        """
-        stamp = self._config_stamp()
-        if stamp is None or stamp == self._config_seen:
-            return
-        self._config_seen = stamp
-        try:
-            users = load_config(self.config.path).users
-        except LcbotError as exc:
-            log.warning("lcbot.toml changed but is not valid; keeping the current users: %s", exc)
-            return
-        self.reload_users(users)
-        log.info("lcbot.toml changed: %d user(s) loaded", len(users))
+    def health(self) -> dict[str, Any]:
+        """What ``GET /healthz`` answers (from memory: no database query)."""
+        transport = self.transport
+        status = transport.status()
+        down_since = status.get("down_since")
+        ready = transport.ready
+        counts = self.outbox.counts
+        return {
+            "transport": {
+                "name": transport.name,
+                "ready": ready,
+                "logged_in_as": status.get("logged_in_as"),
+                "down_for_seconds": None
+                if ready or not isinstance(down_since, float)
+                else round(time.monotonic() - down_since, 1),
+            },
+            "outbox": {state: counts[state] for state in ("pending", "sent", "dead")},
+            "last_sent": self.outbox.last_sent_at,
+        }
 
-    # --- public API for plugins ------------------------------------------------------------
 
-    def alert(
-        self,
-        text: str,
-        level: str = "info",
-        title: str | None = None,
-        key: str | None = None,
-        resolved: bool = False,
-        source: str | None = None,
-    ) -> int:
-        """Raise an alert (any thread); returns its id. See lcbot.alerts for what follows."""
-        return self.alerts.raise_alert(text, level, title, key, resolved, source)
+class _Sections(dict):
+    """Plugin sections by name; a plugin without one gets ``{}``."""
 
-    def every(self, seconds: float, fn: Any, name: str | None = None) -> Job:
-        """Run ``fn`` (def or async def) every ``seconds``; returns the Job."""
-        return self.scheduler.every(seconds, fn, name)
-
-    def cron(self, expression: str, fn: Any, name: str | None = None) -> Job:
-        """Run ``fn`` on a crontab schedule such as ``"*/5 * * * *"``; returns the Job."""
-        return self.scheduler.cron(expression, fn, name)
-
-    # --- background tasks ------------------------------------------------------------------
-
-    async def _poller(self) -> None:
-        """Route new alerts (woken in-process, polled for other processes) and CLI retries."""
-        assert self._alerts_wanted is not None
-        while True:
-            await wait_event(self._alerts_wanted, AlertRouter.POLL)
-            self._alerts_wanted.clear()
-            try:
-                self.alerts.route_new()
-                self.drainer.add(self.outbox.take_retries())
-                self._reload_config_if_changed()
-            except Exception:
-                log.exception("could not route alerts; retrying")
-                await asyncio.sleep(1)
-
-    def _wake_flusher(self) -> None:
-        self._wake(self._flush_wanted)
-
-    def _wake(self, wanted: asyncio.Event | None) -> None:
-        """Set ``wanted`` from any thread (cheap when it is already set)."""
-        loop = self._loop
-        if loop is None or wanted is None or wanted.is_set():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wanted.set()
-        else:
-            try:
-                loop.call_soon_threadsafe(wanted.set)
-            except RuntimeError:  # the bot has stopped; the message waits for the next start
-                log.warning("a message was queued after the bot stopped")
-
-    def _store(self) -> None:
-        """Commit queued outbox writes and hand the new rows to the drainer."""
-        self.drainer.add(self.outbox.flush())
-        self.drainer.committed()
-
-    async def _flusher(self) -> None:
-        assert self._flush_wanted is not None
-        while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted.clear()
-            await asyncio.sleep(FLUSH_DELAY)  # let a burst of puts join this batch
-            try:
-                self._store()
-            except Exception:
-                log.exception("could not write the outbox; retrying")
-                await asyncio.sleep(1)
-                self._flush_wanted.set()
+    def get(self, name: str, default: Any = None) -> dict[str, Any]:  # type: ignore[override]
+        return super().get(name, {} if default is None else default)

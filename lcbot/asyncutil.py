@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
@@ -20,3 +23,49 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
         await event.wait()
     finally:
         timer.cancel()
+
+
+class Waker:
+    """An ``asyncio.Event`` that any thread may set: ``wake()`` is cheap when it is set already.
+
+    Bound to the running loop by ``bind()`` (in the owner's start); before that, and after
+    the loop has closed, ``wake()`` does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def wake(self) -> None:
+        loop = self._loop
+        if loop is None or self.event.is_set():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self.event.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the bot is gone
+            loop.call_soon_threadsafe(self.event.set)
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait until woken (or ``timeout``), then clear for the next round."""
+        await wait_event(self.event, timeout)
+        self.event.clear()
+
+
+@contextlib.asynccontextmanager
+async def background(coro: Coroutine[Any, Any, Any], name: str) -> AsyncIterator[asyncio.Task]:
+    """Run ``coro`` as a task for the ``async with`` block (which gets the task); at the end
+    the task is cancelled and awaited."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -11,8 +11,8 @@ import functools
 import inspect
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lcbot.users import Pri, User
@@ -97,54 +97,39 @@ class Invocation:
     extra: str | None
 
 
-@dataclass
 class Registry:
-    """The command table. Plugins add to it in ``register_commands``; it may change at run time.
+    """The command table. Each plugin fills it through its own view (``for_plugin``), which
+    stamps its name on what it adds; the table may change at run time.
 
-    ``plugin`` is the name of the plugin currently registering (set by the plugin host),
-    stamped on each Command so conflicts and listings can name it.
+    When two plugins register one name, the plugin loaded first keeps it (``rank``: plugin
+    name → load order, given by the plugin host) and a warning names both.
     """
 
-    commands: dict[str, Command] = field(default_factory=dict)
-    plugin: str = ""
+    def __init__(self, rank: dict[str, int] | None = None) -> None:
+        self.commands: dict[str, Command] = {}
+        self.rank = rank if rank is not None else {}
 
-    def command(
-        self,
-        name: str,
-        *,
-        kind: CmdType = CmdType.GET,
-        pri: Pri = Pri.USER,
-        help: str = "",
-        usage: str = "",
-        concurrency: str = "queue",
-        hidden: bool = False,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: register the decorated function (``def`` or ``async def``) as a command."""
-
-        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            doc = (fn.__doc__ or "").strip().splitlines()
-            self.add(
-                Command(
-                    name, fn, kind, pri, help or (doc[0] if doc else ""), usage, concurrency, hidden
-                )
-            )
-            return fn
-
-        return decorate
+    def for_plugin(self, plugin: str) -> PluginRegistry:
+        return PluginRegistry(self, plugin)
 
     def add(self, command: Command) -> bool:
-        """Register ``command``. If the name is taken, keep the first and warn; return False."""
-        if not command.plugin and self.plugin:
-            command = replace(command, plugin=self.plugin)
+        """Register ``command``. If the name is taken, the earlier-loaded plugin keeps it
+        (a warning names both); returns whether ``command`` is registered now."""
         existing = self.commands.get(command.name)
         if existing is not None:
+            last = len(self.rank)
+            keep_existing = self.rank.get(existing.plugin, last) <= self.rank.get(
+                command.plugin, last
+            )
+            kept, ignored = (existing, command) if keep_existing else (command, existing)
             log.warning(
                 "command %r from plugin %r ignored: plugin %r registered it first",
                 command.name,
-                command.plugin or "?",
-                existing.plugin or "?",
+                ignored.plugin or "?",
+                kept.plugin or "?",
             )
-            return False
+            if keep_existing:
+                return False
         self.commands[command.name] = command
         return True
 
@@ -170,11 +155,67 @@ class Registry:
     def get(self, name: str) -> Command | None:
         return self.commands.get(name.lower())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Command]:
         return iter(sorted(self.commands.values(), key=lambda c: c.name))
 
     def __len__(self) -> int:
         return len(self.commands)
+
+
+class PluginRegistry:
+    """The registry as one plugin sees it (``register_commands(registry)``, ``bot.registry``):
+    what it adds carries its name; it updates and removes only its own commands."""
+
+    def __init__(self, registry: Registry, plugin: str) -> None:
+        self._registry = registry
+        self.plugin = plugin
+
+    def command(
+        self,
+        name: str,
+        *,
+        kind: CmdType = CmdType.GET,
+        pri: Pri = Pri.USER,
+        help: str = "",
+        usage: str = "",
+        concurrency: str = "queue",
+        hidden: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: register the decorated function (``def`` or ``async def``) as a command."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            doc = (fn.__doc__ or "").strip().splitlines()
+            help_text = help or (doc[0] if doc else "")
+            self.add(Command(name, fn, kind, pri, help_text, usage, concurrency, hidden))
+            return fn
+
+        return decorate
+
+    def add(self, command: Command) -> bool:
+        """Register ``command`` (imperative form); False if another plugin has the name."""
+        return self._registry.add(replace(command, plugin=self.plugin))
+
+    def get(self, name: str) -> Command | None:
+        return self._registry.get(name)
+
+    def _own(self, name: str) -> Command:
+        command = self._registry.get(name)
+        if command is None or command.plugin != self.plugin:
+            raise KeyError(f"no command {name!r} of plugin {self.plugin!r}")
+        return command
+
+    def update(self, name: str, **changes: Any) -> Command:
+        """Change fields of one of this plugin's commands."""
+        self._own(name)
+        return self._registry.update(name, **changes)
+
+    def remove(self, name: str) -> Command | None:
+        """Unregister one of this plugin's commands; None if it has none of that name."""
+        try:
+            self._own(name)
+        except KeyError:
+            return None
+        return self._registry.remove(name)
 
 
 _SPLIT = re.compile(r"\s*[:：]\s*|\s+")

@@ -26,7 +26,6 @@ from lcbot.users import User, parse_users
 
 CONFIG_ENV = "LCBOT_CONFIG"
 DEFAULT_NAME = "lcbot.toml"
-TRANSPORTS = ("auto", "console", "wechaty")
 
 HEADER = (
     "# lcbot configuration. Reference: the Configuration section of lcbot's README.\n"
@@ -36,7 +35,7 @@ HEADER = (
 
 @dataclass(frozen=True)
 class BotSettings:
-    """``[bot]``."""
+    """``[bot]`` (paths made absolute)."""
 
     name: str = "lcbot"
     transport: str = "auto"
@@ -62,6 +61,7 @@ class Config:
     bot: BotSettings = field(default_factory=BotSettings)
     users: list[User] = field(default_factory=list)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # section → checked values
 
     def section(self, name: str) -> dict[str, Any]:
         """A raw top-level table (``{}`` when absent), for sections owned by plugins."""
@@ -69,6 +69,16 @@ class Config:
         if not isinstance(value, dict):
             raise ConfigError(f"{self.path}: [{name}] must be a table")
         return value
+
+    def unknown_keys(self) -> list[str]:
+        """``section.key`` of every key lcbot does not know in a section it knows."""
+        from lcbot.schema import SCHEMA
+
+        return [
+            f"{name}.{key}"
+            for name, section in SCHEMA.items()
+            for key in section.unknown_keys(self.raw.get(name))
+        ]
 
 
 def locate(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -120,59 +130,34 @@ def read_raw(path: Path) -> dict[str, Any]:
     return parse_text(text, path)
 
 
-def _table(raw: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
-    value = raw.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    return value
-
-
-def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str):
-    value = table.get(key, default)
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        value = None  # TOML booleans are ints in Python; never accept them as numbers
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}.{key}: expected {names}, got {table.get(key)!r}")
-    return value
-
-
-def _str_list(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}.{key}: expected a list of texts, got {value!r}")
-    return tuple(value)
-
-
 def validate(raw: dict[str, Any], path: Path) -> Config:
-    """Check the sections lcbot knows and build a Config; ConfigError names the bad key."""
+    """Check every section lcbot knows (``lcbot.schema``) and build a Config; ConfigError
+    names the file and the bad key."""
+    from lcbot.schema import SCHEMA
+
+    settings = {name: section.load(raw.get(name), str(path)) for name, section in SCHEMA.items()}
     base = path.parent
-    bot = _table(raw, "bot", path)
-    where = f"{path}: bot"
-    transport = _get(bot, "transport", str, "auto", where)
-    if transport not in TRANSPORTS:
-        raise ConfigError(f"{where}.transport: expected one of {', '.join(TRANSPORTS)}")
-    workers = _get(bot, "workers", int, 8, where)
-    slow_notice = _get(bot, "slow_notice", (int, float), 10.0, where)
-    if workers < 1 or slow_notice < 0:
-        raise ConfigError(f"{where}: workers must be ≥ 1 and slow_notice ≥ 0")
+    bot = settings["bot"]
     bot_settings = BotSettings(
-        name=_get(bot, "name", str, "lcbot", where),
-        transport=transport,
-        data_dir=base / _get(bot, "data_dir", str, ".lcbot", where),
-        workers=workers,
-        slow_notice=float(slow_notice),
+        name=bot["name"],
+        transport=bot["transport"],
+        data_dir=base / bot["data_dir"],
+        workers=bot["workers"],
+        slow_notice=bot["slow_notice"],
     )
-    plugins = _table(raw, "plugins", path)
-    where = f"{path}: plugins"
     plugin_settings = PluginSettings(
-        dirs=tuple(base / d for d in _str_list(plugins, "dirs", where))
-        if "dirs" in plugins
-        else (base / "plugins",),
-        disable=_str_list(plugins, "disable", where),
+        dirs=tuple(base / d for d in settings["plugins"]["dirs"]),
+        disable=settings["plugins"]["disable"],
     )
     users = parse_users(raw.get("users"), str(path))
-    return Config(path=path, raw=raw, bot=bot_settings, users=users, plugins=plugin_settings)
+    return Config(
+        path=path,
+        raw=raw,
+        bot=bot_settings,
+        users=users,
+        plugins=plugin_settings,
+        settings=settings,
+    )
 
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:

@@ -8,36 +8,53 @@ one SET command never overlap (FIFO lock per command, or ``busy`` with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lcbot.asyncutil import wait_event
-from lcbot.commands import CmdType, Command, CommandError, Invocation, parse
+from lcbot.commands import CmdType, Command, CommandError, Invocation, Registry, parse
 from lcbot.transports.base import Incoming
-from lcbot.users import User
+from lcbot.users import Directory, User
 from lcbot.workers import HandlerPool
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lcbot.app import App
+    from lcbot.alerts import Alert
+    from lcbot.bot import Bot
 
 log = logging.getLogger("lcbot.dispatch")
 
 QUIT_CONFIRM_SECONDS = 60.0
 
+Put = Callable[..., None]  # the outbox's put(recipient, text, kind="reply")
+
+
+class People(Protocol):
+    """Who sent a message and who can be told (the roster)."""
+
+    directory: Directory
+
+    def identify(self, msg: Incoming) -> User | None: ...
+
+    def reachable(self, user: User) -> bool: ...
+
 
 class Context:
-    """What a handler receives: the invocation plus ways to answer. Safe from any thread."""
+    """What a handler receives: the invocation, its plugin's ``bot``, ways to answer.
+    Safe from any thread."""
 
-    __slots__ = ("app", "invocation", "reply_to")
+    __slots__ = ("_put", "bot", "invocation", "reply_to")
 
-    def __init__(self, app: App, invocation: Invocation, reply_to: str) -> None:
-        self.app = app
+    def __init__(self, invocation: Invocation, reply_to: str, bot: Bot, put: Put) -> None:
         self.invocation = invocation
         self.reply_to = reply_to
+        self.bot = bot
+        self._put = put
 
     @property
     def user(self) -> User:
@@ -53,7 +70,7 @@ class Context:
 
     def reply(self, text: str) -> None:
         """Send an extra message to the caller (queued durably; any thread)."""
-        self.app.outbox.put(self.reply_to, str(text))
+        self._put(self.reply_to, str(text))
 
     def alert(
         self,
@@ -62,9 +79,9 @@ class Context:
         title: str | None = None,
         key: str | None = None,
         resolved: bool = False,
-    ) -> int:
-        """Raise an alert from this command (source: the command name); returns its id."""
-        return self.app.alert(text, level, title, key, resolved, source=self.command.name)
+    ) -> Alert:
+        """Raise an alert from this command (source: the command name); returns it."""
+        return self.bot.alert(text, level, title, key, resolved, source=self.command.name)
 
 
 @dataclass
@@ -75,22 +92,53 @@ class _SetState:
 
 
 class Dispatcher:
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.pool = HandlerPool(app.config.bot.workers)
-        self.slow_notice = app.config.bot.slow_notice
+    """The command parse flow. Given what it uses by the App; never holds the App."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        people: People,
+        allowed: Callable[[User, Command, str | None], bool],
+        put: Put,
+        pool: HandlerPool,
+        bot_for: Callable[[str], Bot],
+        strangers: Callable[[Incoming], Awaitable[bool]],
+        request_stop: Callable[[], None],
+        slow_notice: float = 10.0,
+    ) -> None:
+        self.registry = registry
+        self.people = people
+        self.allowed = allowed
+        self.put = put
+        self.pool = pool
+        self.bot_for = bot_for  # plugin name → its Bot (ctx.bot)
+        self.strangers = strangers  # messages from unknown senders (``bind CODE``)
+        self.request_stop = request_stop
+        self.slow_notice = slow_notice
         self.running: dict[int, tuple[float, str, str]] = {}  # token → started, to, name
         self.active = 0  # messages being handled
-        self._idle: asyncio.Event | None = None
+        self.open = asyncio.Event()  # set once the bot has started: messages wait for it
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._tokens = itertools.count()
         self._watcher: asyncio.Task[None] | None = None
         self.set_states: dict[str, _SetState] = {}
         self.pending_quit: dict[str, tuple[Command, float, str]] = {}
 
-    def close(self) -> None:
-        self.pool.shutdown()
-        if self._watcher is not None:
-            self._watcher.cancel()
+    @contextlib.asynccontextmanager
+    async def serving(self, stop_wait: Callable[[], float]) -> AsyncIterator[None]:
+        """Handle messages from here on; at the end, wait (``stop_wait()`` s at most) for
+        the commands still running."""
+        self.open.set()
+        try:
+            yield
+            if not await self.wait_idle(stop_wait()):
+                log.warning("stopping while commands still run; their answers may be lost")
+        finally:
+            if self._watcher is not None:
+                self._watcher.cancel()
+                await asyncio.gather(self._watcher, return_exceptions=True)
 
     async def _watch_slow(self) -> None:
         """Tell callers of handlers running longer than ``slow_notice`` (once each)."""
@@ -103,34 +151,16 @@ class Dispatcher:
                     del self.running[token]
                     self.say(reply_to, f"{name}: still running…")
 
-    # --- who and what ------------------------------------------------------------------
-
-    def resolve(self, msg: Incoming) -> User | None:
-        directory = self.app.directory
-        if self.app.transport.identity == "id":
-            return directory.by_wxid(msg.sender_id)
-        return directory.by_name(msg.sender_name)
-
-    def allowed(self, user: User, command: Command, extra: str | None) -> bool:
-        """authorize hooks: any False denies, else any True allows, else privilege rule."""
-        if not self.app.plugins.implementations("authorize"):
-            return user.pri <= command.pri
-        votes = self.app.plugins.call("authorize", user=user, command=command, extra=extra)
-        if False in votes:
-            return False
-        if True in votes:
-            return True
-        return user.pri <= command.pri
-
     def say(self, recipient: str, text: str, kind: str = "reply") -> None:
-        self.app.outbox.put(recipient, text, kind)
+        self.put(recipient, text, kind)
 
     # --- the flow ----------------------------------------------------------------------
 
     async def handle(self, msg: Incoming) -> None:
-        """Handle one message to completion (the handler included); never raises."""
-        if self._idle is None:
-            self._idle = asyncio.Event()
+        """Handle one message to completion (the handler included); never raises.
+        Messages that arrive before the bot has started wait for it."""
+        if not self.open.is_set():
+            await self.open.wait()
         self.active += 1
         self._idle.clear()
         try:
@@ -144,7 +174,7 @@ class Dispatcher:
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no message is being handled (or ``timeout``); True if idle."""
-        if self.active == 0 or self._idle is None:
+        if self.active == 0:
             return True
         await wait_event(self._idle, timeout)
         return self.active == 0
@@ -154,9 +184,9 @@ class Dispatcher:
         return self.pool.submit(lambda _: fn(), None)
 
     async def _handle(self, msg: Incoming) -> None:
-        user = self.resolve(msg)
+        user = self.people.identify(msg)
         if user is None:
-            if msg.room_id is None and await self.app.binder.handle(msg):
+            if msg.room_id is None and await self.strangers(msg):
                 return
             log.info("ignored message from unknown sender %r", msg.sender_id)
             return
@@ -164,7 +194,7 @@ class Dispatcher:
         if await self._confirm_quit(user, msg.text, reply_to):
             return
         parsed = parse(msg.text)
-        command = self.app.registry.get(parsed[0]) if parsed else None
+        command = self.registry.get(parsed[0]) if parsed else None
         if parsed is None or command is None:
             word = parsed[0] if parsed else msg.text.strip()[:32]
             if word:
@@ -197,7 +227,7 @@ class Dispatcher:
             return False
         log.warning("%s confirmed %s: stopping", user.name, command.name)
         if await self.execute(Invocation(command, user, extra or None), reply_to):
-            self.app.request_stop()
+            self.request_stop()
         return True
 
     async def _run_set(self, invocation: Invocation, reply_to: str) -> None:
@@ -216,17 +246,16 @@ class Dispatcher:
     def _notify_set(self, invocation: Invocation) -> None:
         user, command, extra = invocation.user, invocation.command, invocation.extra
         notice = f"{user.name} set {command.name}: {extra}"
-        hooks = self.app.plugins.implementations("authorize")
-        for other in self.app.directory:
-            if other.name == user.name or not self.app.transport.can_reach(other):
+        for other in self.people.directory:
+            if other.name == user.name or not self.people.reachable(other):
                 continue
-            if other.pri <= command.pri if not hooks else self.allowed(other, command, extra):
+            if self.allowed(other, command, extra):
                 self.say(other.name, notice, "notice")
 
     async def execute(self, invocation: Invocation, reply_to: str) -> bool:
         """Run the handler; reply with its result or its failure. True when it succeeded."""
         command = invocation.command
-        ctx = Context(self.app, invocation, reply_to)
+        ctx = Context(invocation, reply_to, self.bot_for(command.plugin), self.put)
         if command.is_async:
             future: asyncio.Future[Any] = asyncio.ensure_future(_guarded(command.handler, ctx))
         else:

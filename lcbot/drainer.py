@@ -9,7 +9,8 @@
   and ``per_recipient_gap`` seconds between two sends to one recipient; 0 disables each.
 * **At-least-once, few duplicates**: a message is marked sent only after the transport
   confirmed it, and a recipient's next message waits until that mark is committed, so a
-  crash can repeat at most one (coalesced) message per recipient.
+  crash can repeat at most one (coalesced) message per recipient. (Replies sent unstored
+  while the database is locked cannot repeat, so they do not wait.)
 * **Retry**: a failed send blocks that recipient with exponential backoff (1 s, 2 s, 4 s …
   up to ``backoff_cap``); after ``max_attempts`` the rows are marked ``dead`` (kept,
   retryable with ``lcbot outbox retry``). Nothing is sent while the transport is down.
@@ -19,21 +20,40 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from lcbot.asyncutil import wait_event
-from lcbot.errors import ConfigError
-from lcbot.outbox import Message, Outbox
-from lcbot.transports.base import Transport
+from lcbot.asyncutil import background, wait_event
+from lcbot.outbox import Feed, Message
+from lcbot.transports.base import Address
 
 log = logging.getLogger("lcbot.drainer")
 
 WECHAT_PACE = {"per_second": 1, "per_minute": 40, "per_recipient_gap": 3}
+
+
+class Receipts(Protocol):
+    """Where the drainer records deliveries (the outbox)."""
+
+    def mark_sent(self, ids: list[int]) -> int: ...
+
+    def mark_failed(self, message: Message, error: str, dead: bool) -> None: ...
+
+
+class Link(Protocol):
+    """The sending side of a transport."""
+
+    ready_event: asyncio.Event
+
+    @property
+    def ready(self) -> bool: ...
+
+    def send(self, address: Address, text: str) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True)
@@ -47,28 +67,12 @@ class Pacing:
     max_attempts: int = 20
 
     @classmethod
-    def from_config(cls, section: dict[str, Any], paced: bool, where: str) -> Pacing:
-        """WeChat's defaults for a paced transport, no pacing otherwise; the section wins."""
-        values: dict[str, Any] = dict(WECHAT_PACE) if paced else {}
-        for name in ("per_second", "per_minute", "per_recipient_gap", "max_chars", "max_attempts"):
-            if name not in section:
-                continue
-            value = section[name]
-            kind = int | float if name == "per_recipient_gap" else int
-            if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
-                raise ConfigError(
-                    f"{where}: ratelimit.{name}: expected a "
-                    f"{'number' if name == 'per_recipient_gap' else 'whole number'} ≥ 0, "
-                    f"got {value!r}"
-                )
-            values[name] = value
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"{where}: ratelimit: unknown key(s) {sorted(unknown)}")
-        pacing = cls(**values)
-        if pacing.max_chars < 20 or pacing.max_attempts < 1:
-            raise ConfigError(f"{where}: ratelimit: max_chars must be ≥ 20, max_attempts ≥ 1")
-        return pacing
+    def from_settings(cls, values: dict[str, Any], paced: bool) -> Pacing:
+        """From the checked ``[ratelimit]`` values; unset pace keys take WeChat's defaults on a
+        paced transport, no limit otherwise."""
+        chosen = {k: v for k, v in values.items() if v is not None}
+        defaults = WECHAT_PACE if paced else dict.fromkeys(WECHAT_PACE, 0)
+        return cls(**{**defaults, **chosen})
 
 
 def split_text(text: str, max_chars: int) -> list[str]:
@@ -93,16 +97,22 @@ def split_text(text: str, max_chars: int) -> list[str]:
 
 
 class Drainer:
+    """Sends what the ``Feed`` brings through ``link``; records deliveries in ``receipts``."""
+
     def __init__(
         self,
-        outbox: Outbox,
-        transport: Transport,
+        feed: Feed,
+        receipts: Receipts,
+        link: Link,
+        resolve: Callable[[str], Address | None],
         pacing: Pacing | None = None,
         clock: Callable[[], float] = time.monotonic,
         backoff_cap: float = 300.0,
     ) -> None:
-        self.outbox = outbox
-        self.transport = transport
+        self.feed = feed
+        self.receipts = receipts
+        self.link = link
+        self.resolve = resolve
         self.pacing = pacing or Pacing()
         self.clock = clock
         self.backoff_cap = backoff_cap
@@ -110,29 +120,26 @@ class Drainer:
         self.blocked_until: dict[str, float] = {}  # backoff after failures
         self.last_send: dict[str, float] = {}  # per-recipient gap
         self.recent: deque[float] = deque()  # send times within the last minute
-        self.uncommitted: set[str] = set()  # sent, but the mark is not committed yet
+        self.uncommitted: dict[str, int] = {}  # recipient → batch that stores its last mark
         self.parts: dict[int, list[str]] = {}  # message id → parts still to send
-        self.wake = asyncio.Event()
-        self.progress = asyncio.Event()  # set after each round; App.drain waits on it
+        self.progress = asyncio.Event()  # set after each round; drain() waits on it
 
     @property
     def pending(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
-    def add(self, messages: Iterable[Message]) -> None:
-        """Take stored messages (from ``Outbox.open`` / ``flush`` / ``take_retries``)."""
-        added = False
+    def add(self, messages: list[Message]) -> None:
+        """Take messages to send (from the feed)."""
         for m in messages:
             bisect.insort(self.queues.setdefault(m.recipient, []), (m.priority, m.id, m))
-            added = True
-        if added:
-            self.wake.set()
 
-    def committed(self) -> None:
-        """The outbox committed every sent mark reported so far: recipients may go on."""
-        if self.uncommitted:
-            self.uncommitted.clear()
-            self.wake.set()
+    def take_feed(self) -> None:
+        """Take what the outbox delivered, and release recipients whose marks are stored."""
+        self.feed.changed.clear()
+        self.add(self.feed.take())
+        stored = self.feed.marks_stored
+        for recipient in [r for r, batch in self.uncommitted.items() if batch <= stored]:
+            del self.uncommitted[recipient]
 
     def backoff(self, attempts: int) -> float:
         return min(2.0 ** (attempts - 1), self.backoff_cap)
@@ -173,15 +180,14 @@ class Drainer:
     async def run(self) -> None:
         """Send forever (cancel to stop)."""
         while True:
-            if not self.transport.ready:
-                await self.transport.ready_event.wait()
+            self.take_feed()
+            if not self.link.ready:
+                await self.link.ready_event.wait()
                 continue
             at = self.next_send_at()
             now = self.clock()
             if at is None or at > now:
-                self.wake.clear()
-                timeout = None if at is None else at - now
-                await wait_event(self.wake, timeout)
+                await wait_event(self.feed.changed, None if at is None else at - now)
                 continue
             await self.send_round()
             self.progress.set()
@@ -206,20 +212,22 @@ class Drainer:
 
     async def send_round(self) -> int:
         """Send one message to every recipient that may receive one now; returns sends."""
-        if not self.transport.ready:
+        if not self.link.ready:
             return 0
         now = self.clock()
         order = sorted(
             (q[0][0], q[0][1], r) for r, q in self.queues.items() if self._ready_at(r) <= now
         )
-        sent_ids: list[int] = []
         sends = 0
         for _, _, recipient in order:
-            if self._global_ready_at(now) > now or not self.transport.ready:
+            if self._global_ready_at(now) > now or not self.link.ready:
                 break
             text, done, carried = self._batch(recipient)
             try:
-                await self.transport.send(recipient, text)
+                address = self.resolve(recipient)
+                if address is None:
+                    raise LookupError(f"{recipient!r} cannot be reached (unknown or not bound)")
+                await self.link.send(address, text)
             except Exception as exc:  # the transport's failure: retry later
                 self._failed(recipient, carried, exc)
                 continue
@@ -228,18 +236,16 @@ class Drainer:
                 self.recent.append(now)
             self.last_send[recipient] = now
             self.blocked_until.pop(recipient, None)
-            self.uncommitted.add(recipient)
             if not done:  # one part of a long message went out
                 self.parts[carried[0].id].pop(0)
             for m in done:
                 self.parts.pop(m.id, None)
-            # report at once: a commit that happens while a later send is awaited must
-            # include this mark before ``committed()`` releases the recipient
-            self.outbox.mark_sent([m.id for m in done])
-            sent_ids.extend(m.id for m in done)
+            # reported at once: a commit while a later send is awaited must carry this mark
+            if done:
+                batch = self.receipts.mark_sent([m.id for m in done])
+                if any(m.stored for m in done):  # a crash now would repeat it: await the mark
+                    self.uncommitted[recipient] = batch
             self._drop(recipient, done)
-        if sent_ids:
-            self.outbox.on_put()
         return sends
 
     def _drop(self, recipient: str, messages: list[Message]) -> None:
@@ -258,7 +264,7 @@ class Drainer:
         for m in messages:
             m.attempts += 1
             is_dead = m.attempts >= self.pacing.max_attempts
-            self.outbox.mark_failed(m, error, is_dead)
+            self.receipts.mark_failed(m, error, is_dead)
             if is_dead:
                 dead.append(m)
         if dead:
@@ -272,9 +278,37 @@ class Drainer:
             for m in dead:
                 self.parts.pop(m.id, None)
             self._drop(recipient, dead)
-            self.outbox.on_put()
             return
         delay = self.backoff(max(m.attempts for m in messages))
         self.blocked_until[recipient] = self.clock() + delay
         log.warning("send to %s failed (%s); retry in %.0f s", recipient, error, delay)
-        self.outbox.on_put()
+
+    # --- stopping -------------------------------------------------------------------------
+
+    async def drain(self, timeout: float, upstream: Callable[[], bool], task: Any = None) -> bool:
+        """Wait until nothing is left to send (``upstream()`` False: the outbox holds no
+        uncommitted writes) or ``timeout``; True if everything went out. Gives up at once
+        when ``task`` (the drainer's) has ended."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if not upstream() and not self.feed.ready and self.pending == 0:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0 or (task is not None and task.done()):
+                return False
+            self.progress.clear()
+            await wait_event(self.progress, min(remaining, 0.05))
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, drain_timeout: Callable[[], float], upstream: Callable[[], bool]
+    ) -> AsyncIterator[asyncio.Task[None]]:
+        """Send while the bot runs; at a clean stop, drain first (``drain_timeout()``
+        seconds at most; nothing pending is lost: it goes at the next start)."""
+        async with background(self.run(), "lcbot-drainer") as task:
+            yield task
+            if not await self.drain(drain_timeout(), upstream, task):
+                log.warning(
+                    "%d message(s) still pending; they are sent at the next start", self.pending
+                )

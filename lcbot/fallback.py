@@ -8,15 +8,15 @@ is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lcbot.asyncutil import background
+from lcbot.db import outbox as sql
 from lcbot.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from lcbot.app import App
 
 log = logging.getLogger("lcbot.fallback")
 
@@ -37,55 +37,61 @@ def load_apprise(urls: tuple[str, ...], where: str) -> Any:
 
 
 class Fallback:
+    """Watches the transport; sends waiting critical alerts through apprise while it is down."""
+
     CHECK = 1.0  # seconds between checks
 
     def __init__(
-        self, app: App, notifier: Any, after: float, clock: Callable[[], float] = time.monotonic
+        self,
+        notifier: Any,
+        after: float,
+        ready: Callable[[], bool],
+        waiting: Callable[[], list[tuple[int, str]]],
+        record: Callable[..., None],
+        title: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.app = app
         self.notifier = notifier
         self.after = after
+        self.ready = ready  # whether the chat transport can send
+        self.waiting = waiting  # (id, text) of critical alerts not yet sent to the fallback
+        self.record = record  # the outbox's record(op, *args)
+        self.title = title
         self.clock = clock
         self.down_since: float | None = clock()
+        self.done: set[int] = set()  # sent to the fallback (the mark may not be stored yet)
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.CHECK)
             await self.check()
 
+    def running(self) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
+        return background(self.run(), "lcbot-fallback")
+
     async def check(self) -> int:
         """Send waiting critical alerts if the transport is down long enough; returns count."""
         now = self.clock()
-        if self.app.transport.ready:
+        if self.ready():
             self.down_since = None
             return 0
         if self.down_since is None:
             self.down_since = now
         if now - self.down_since < self.after:
             return 0
-        db = self.app.outbox.db
-        assert db is not None
-        rows = db.execute(
-            "SELECT id, recipient, text FROM outbox WHERE state = 'pending' "
-            "AND kind = 'alert:critical' AND fallback_at IS NULL ORDER BY id"
-        ).fetchall()
         texts: dict[str, list[int]] = {}
-        for id_, _, text in rows:  # one notification per distinct alert text
-            texts.setdefault(text, []).append(id_)
+        for id_, text in self.waiting():  # one notification per distinct alert text
+            if id_ not in self.done:
+                texts.setdefault(text, []).append(id_)
         sent = 0
         for text, ids in texts.items():
-            ok = await asyncio.to_thread(
-                self.notifier.notify, title=f"{self.app.config.bot.name}: critical alert", body=text
-            )
+            ok = await asyncio.to_thread(self.notifier.notify, title=self.title, body=text)
             if not ok:
                 log.warning("fallback notification failed; will retry")
                 break
             sent += 1
-            stamp = time.time()
-            for id_ in ids:
-                self.app.outbox.defer(
-                    "UPDATE outbox SET fallback_at = ? WHERE id = ?", (stamp, id_)
-                )
+            self.done.update(ids)
+            self.record(sql.mark_fallback, ids, time.time())
         if sent:
             log.warning(
                 "transport down for %.0f s: %d critical alert(s) sent to the fallback",

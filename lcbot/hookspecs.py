@@ -1,8 +1,9 @@
 """The hooks a plugin can implement. Mark implementations with ``@lcbot.hookimpl``.
 
-A plugin implements any subset of these; argument names must match, but a hook may
-accept fewer arguments than are offered. Every hook runs inside lcbot's error guard: a
-hook that raises is logged with the plugin's name and the plugin is disabled.
+A plugin implements any subset; argument names must match, but a hook may accept fewer
+arguments than are offered. Hooks are called through pluggy, so ``tryfirst``, ``trylast``
+and ``wrapper=True`` mean what pluggy documents; otherwise the plugin loaded last runs
+first. Each hook says what happens when an implementation raises.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lcbot.app import App
-    from lcbot.commands import Command, Registry
+    from lcbot.bot import Bot
+    from lcbot.commands import Command, PluginRegistry
+    from lcbot.schema import Setting
     from lcbot.users import User
 
 hookspec = pluggy.HookspecMarker("lcbot")
@@ -21,14 +23,15 @@ hookimpl = pluggy.HookimplMarker("lcbot")
 
 
 @hookspec
-def register_commands(registry: Registry) -> None:
+def register_commands(registry: PluginRegistry) -> None:
     """Add this plugin's chat commands to ``registry``.
 
-    Called once per plugin at start-up (and by ``lcbot commands list``), in load order:
-    built-in plugins, then installed packages, then folder plugins. Use the decorator
+    Called once at start-up (and by ``lcbot commands list``). Use the decorator
     ``@registry.command(name, kind=CmdType.GET, pri=Pri.USER, help=...)`` or
-    ``registry.add(Command(...))``. If two plugins register the same name, the first keeps
-    it and a warning names both. The return value is ignored.
+    ``registry.add(Command(...))``. If two plugins register one name, the plugin loaded
+    first keeps it and a warning names both. The return value is ignored.
+    **If it raises**, the plugin is disabled: its commands are removed, it is unregistered
+    and shown as ``failed``; the bot carries on.
     """
 
 
@@ -36,10 +39,13 @@ def register_commands(registry: Registry) -> None:
 def authorize(user: User, command: Command, extra: str | None) -> bool | None:
     """Decide whether ``user`` may run ``command`` with ``extra`` (text after the name).
 
-    Called for every known user's command before it runs, and to pick who is told about a
-    successful SET command. Return ``False`` to deny, ``True`` to allow, ``None`` to leave
-    the decision to others. Any ``False`` denies; otherwise any ``True`` allows; otherwise
-    the privilege rule decides (``user.pri <= command.pri``).
+    Called before a known user's command runs, to list the commands a user may run
+    (``help``), and to pick who is told about a successful SET. Return ``False`` to deny,
+    ``True`` to allow, ``None`` to leave the decision to others. Any ``False`` denies;
+    otherwise any ``True`` allows; otherwise the privilege rule decides
+    (``user.pri <= command.pri``).
+    **If it raises**, that invocation is denied (fail closed) and the error is logged; the
+    plugin stays loaded.
     """
 
 
@@ -47,26 +53,42 @@ def authorize(user: User, command: Command, extra: str | None) -> bool | None:
 def on_alert(alert: Any) -> bool | None:
     """Inspect or change an alert before it is routed.
 
-    Called once per alert raised by ``app.alert``, ``ctx.alert`` or ``lcbot alert``. The
-    hook may edit ``alert.text``, ``alert.level`` or ``alert.recipients``. Return
-    ``False`` to suppress the alert (any ``False`` wins; it is still recorded); ``None``
-    or ``True`` lets it through.
+    Called once per alert (``bot.alert``, ``ctx.alert``, ``lcbot alert``, HTTP). May edit
+    ``alert.text``, ``alert.level`` or ``alert.recipients``. Return ``False`` to suppress
+    the alert (any ``False`` wins; it is still recorded); ``None`` or ``True`` lets it
+    through.
+    **If it raises**, the alert is left as it was before this implementation ran, the
+    error is logged, and routing goes on; the plugin stays loaded.
     """
 
 
 @hookspec
-def lcbot_startup(app: App) -> None:
-    """Called once when ``lcbot run`` has loaded plugins and before messages flow.
+def config_schema() -> list[Setting]:
+    """Describe this plugin's own lcbot.toml section (named after the plugin).
 
-    Use it to read configuration (``app.config.section("myplugin")``) or start work. The
-    return value is ignored; a hook that raises disables its plugin, the bot carries on.
+    Called once when the bot (or ``lcbot config check``) loads plugins. Return a list of
+    ``lcbot.Setting``; the section is then checked like lcbot's own (a bad value stops
+    ``lcbot run`` with exit 2, naming the key) and ``bot.config`` holds the checked values
+    with defaults filled in. Without this hook ``bot.config`` is the raw table.
+    **If it raises**, the plugin is disabled.
     """
 
 
 @hookspec
-def lcbot_shutdown(app: App) -> None:
+def lcbot_startup(bot: Bot) -> None:
+    """Called once when the bot has started, before messages are handled.
+
+    ``bot`` is this plugin's view of the running bot (``bot.config``, ``bot.state``,
+    ``bot.every``…). May be ``async def``. The return value is ignored.
+    **If it raises**, the plugin is disabled (its commands are removed); the bot carries on.
+    """
+
+
+@hookspec
+def lcbot_shutdown(bot: Bot) -> None:
     """Called once when the bot stops (quit, Ctrl-C, SIGTERM, end of console input).
 
-    Release what ``lcbot_startup`` acquired. Pending messages are drained after this
-    hook, so replies queued here are still sent. The return value is ignored.
+    Release what ``lcbot_startup`` acquired. Pending messages are drained after this hook,
+    so messages sent here still go out. May be ``async def``; the return value is ignored.
+    **If it raises**, the error is logged and the other plugins' hooks still run.
     """

@@ -15,27 +15,26 @@ may only bind a loopback address. Bad input answers 400 naming the field (413 ov
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import os
-import re
-import time
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lcbot.alerts import LEVELS
+from lcbot.alerts import MAX_TEXT, MAX_TITLE, Alert, InvalidAlert, make_alert
 from lcbot.errors import ConfigError, LcbotError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from lcbot.app import App
 
 log = logging.getLogger("lcbot.ingress")
 
 MAX_BODY = 1024 * 1024
-MAX_TEXT = 4000  # characters of one alert: a chat alert is not a log file
-DEFAULT_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 ALERT_FIELDS = {"text": str, "level": str, "title": str, "key": str, "resolved": bool}
 
 
@@ -47,37 +46,19 @@ class IngressSettings:
     host: str = "127.0.0.1"
     port: int = 8789
     token_env: str = "LCBOT_INGRESS_TOKEN"
-    severity: tuple[tuple[str, str], ...] = tuple(DEFAULT_SEVERITY.items())
+    severity: tuple[tuple[str, str], ...] = ()
 
     @property
     def token(self) -> str | None:
         return os.environ.get(self.token_env) or None
 
     @classmethod
-    def from_config(cls, section: dict[str, Any], where: str) -> IngressSettings:
-        enabled = section.get("enabled", False)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"{where}: ingress.enabled: expected true or false")
-        listen = section.get("listen", "127.0.0.1:8789")
-        host, _, port_text = listen.rpartition(":") if isinstance(listen, str) else ("", "", "")
-        if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or int(port_text) > 65535:
-            raise ConfigError(f"{where}: ingress.listen: expected HOST:PORT, got {listen!r}")
-        token_env = section.get("token_env", "LCBOT_INGRESS_TOKEN")
-        if not isinstance(token_env, str) or not token_env:
-            raise ConfigError(f"{where}: ingress.token_env: expected a variable name")
-        if "token" in section:
-            raise ConfigError(f"{where}: [ingress] token: put the token in ${token_env} instead")
-        mapping = dict(DEFAULT_SEVERITY)
-        custom = section.get("severity", {})
-        if not isinstance(custom, dict):
-            raise ConfigError(f"{where}: [ingress.severity] must be a table")
-        for label, level in custom.items():
-            if level not in LEVELS:
-                raise ConfigError(
-                    f"{where}: ingress.severity.{label}: expected one of {', '.join(LEVELS)}"
-                )
-            mapping[label] = level
-        return cls(enabled, host.strip("[]"), int(port_text), token_env, tuple(mapping.items()))
+    def from_settings(cls, values: dict[str, Any]) -> IngressSettings:
+        """From the checked ``[ingress]`` values of ``Config.settings``."""
+        host, port = values["listen"]
+        return cls(
+            values["enabled"], host, port, values["token_env"], tuple(values["severity"].items())
+        )
 
     def check_exposure(self, where: str) -> None:
         """Refuse a listener reachable from the network without a token."""
@@ -107,8 +88,16 @@ def _check_unicode(value: Any, field: str) -> None:
             raise BadRequest(f"field '{field}' is not valid Unicode") from None
 
 
-def parse_alert(body: Any) -> tuple:
-    """Validate a ``POST /alert`` body → ``(text, level, title, key, resolved, source)``."""
+def _checked(where: str, **fields: Any) -> Alert:
+    """``make_alert`` with its error turned into a 400 naming the field."""
+    try:
+        return make_alert(**fields)
+    except InvalidAlert as exc:
+        raise BadRequest(f"field '{where}{exc.field}': {exc}") from None
+
+
+def parse_alert(body: Any) -> Alert:
+    """Validate a ``POST /alert`` body → an ``Alert`` (source ``http``)."""
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     for name in body:
@@ -125,13 +114,25 @@ def parse_alert(body: Any) -> tuple:
         raise BadRequest("field 'text' is required")
     if len(text) > MAX_TEXT:
         raise BadRequest(f"field 'text' is longer than {MAX_TEXT} characters")
-    level = body.get("level", "info")
-    if level not in LEVELS:
-        raise BadRequest(f"field 'level' must be one of {', '.join(LEVELS)}")
-    return (text, level, body.get("title"), body.get("key"), bool(body.get("resolved")), "http")
+    return _checked(
+        "",
+        text=text,
+        level=body.get("level", "info"),
+        title=body.get("title"),
+        key=body.get("key"),
+        resolved=bool(body.get("resolved")),
+        source="http",
+    )
 
 
-def parse_alertmanager(body: Any, severity: dict[str, str]) -> list[tuple]:
+def _short_key(key: str) -> str:
+    """Alertmanager keys from many labels can be long: keep them within ``MAX_TITLE``."""
+    if len(key) <= MAX_TITLE:
+        return key
+    return key[: MAX_TITLE - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def parse_alertmanager(body: Any, severity: dict[str, str]) -> list[Alert]:
     """Alertmanager webhook (version 4) → alerts; every entry is checked before any is kept."""
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
@@ -170,24 +171,73 @@ def parse_alertmanager(body: Any, severity: dict[str, str]) -> list[tuple]:
         )
         _check_unicode(str(summary), f"{where}.annotations")
         text = " — ".join(part for part in (str(summary).strip(), where_labels) if part) or name
-        text = text[:MAX_TEXT]
-        alerts.append((text, level, name, key, status == "resolved", "alertmanager"))
+        alerts.append(
+            _checked(
+                f"{where}.",
+                text=text[:MAX_TEXT],
+                level=level,
+                title=name[:MAX_TITLE],
+                key=_short_key(key),
+                resolved=status == "resolved",
+                source="alertmanager",
+            )
+        )
     return alerts
 
 
 class Ingress:
-    """The HTTP listener, running on the App's event loop."""
+    """The HTTP listener, on the bot's event loop. ``store`` keeps a request's alerts in
+    one transaction (blocking: it runs in a worker thread); ``health`` answers /healthz."""
 
-    def __init__(self, app: App, settings: IngressSettings) -> None:
-        self.app = app
+    def __init__(
+        self,
+        settings: IngressSettings,
+        store: Callable[[list[Alert]], list[int]],
+        health: Callable[[], dict[str, Any]],
+    ) -> None:
         self.settings = settings
+        self.store = store
+        self.health = health
         self.severity = dict(settings.severity)
-        self.runner: Any = None
         self.port: int | None = None
+        self._sock: socket.socket | None = None
 
-    async def start(self) -> None:
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[None]:
+        """Take the listening address now (fail fast: before the transport connects)."""
+        host, port = self.settings.host, self.settings.port
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, kind, proto, _, address = infos[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise LcbotError(
+                f"ingress cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise LcbotError(
+                f"ingress cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+        sock.setblocking(False)
+        self._sock = sock
+        self.port = sock.getsockname()[1]  # the real one when port = 0
+        try:
+            yield
+        finally:
+            sock.close()
+            self._sock = None
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Answer requests on the bound socket until the block ends."""
         from aiohttp import web
 
+        assert self._sock is not None, "bound() first"
         application = web.Application(client_max_size=MAX_BODY, middlewares=[self._auth])
         application.add_routes(
             [
@@ -196,25 +246,17 @@ class Ingress:
                 web.get("/healthz", self._healthz),
             ]
         )
-        self.runner = web.AppRunner(application, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.settings.host, self.settings.port)
+        runner = web.AppRunner(application, access_log=None)
+        await runner.setup()
         try:
-            await site.start()
-        except OSError as exc:
-            await self.runner.cleanup()
-            raise LcbotError(
-                f"ingress cannot listen on {self.settings.host}:{self.settings.port}: "
-                f"{exc.strerror or exc}"
-            ) from None
-        self.port = site._server.sockets[0].getsockname()[1]  # the real one when port = 0
-        auth = "Bearer token required" if self.settings.token else "no token (loopback only)"
-        log.warning("ingress listening on http://%s:%d (%s)", self.settings.host, self.port, auth)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+            await web.SockSite(runner, self._sock).start()
+            auth = "Bearer token required" if self.settings.token else "no token (loopback only)"
+            log.warning(
+                "ingress listening on http://%s:%d (%s)", self.settings.host, self.port, auth
+            )
+            yield
+        finally:
+            await runner.cleanup()
 
     # --- handlers ------------------------------------------------------------------------
 
@@ -240,7 +282,11 @@ class Ingress:
             alerts = parse(await self._read_json(request))
         except BadRequest as exc:
             return self._json_error(400, str(exc))
-        ids = self.app.alerts.raise_many(alerts)
+        try:
+            ids = await asyncio.to_thread(self.store, alerts)
+        except sqlite3.OperationalError as exc:  # locked by another process for too long
+            log.warning("could not store alerts from %s: %s", request.remote, exc)
+            return self._json_error(503, "the database is busy; retry")
         return web.json_response({"ids": ids}, status=202)
 
     async def _alert(self, request):
@@ -252,25 +298,7 @@ class Ingress:
     async def _healthz(self, request):
         from aiohttp import web
 
-        transport = self.app.transport
-        db = self.app.outbox.db
-        counts = dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
-        (last_sent,) = db.execute("SELECT max(sent_at) FROM outbox").fetchone()
-        down_since = getattr(transport, "down_since", None)
-        return web.json_response(
-            {
-                "transport": {
-                    "name": transport.name,
-                    "ready": transport.ready,
-                    "logged_in_as": getattr(transport, "logged_in_as", None),
-                    "down_for_seconds": None
-                    if transport.ready or down_since is None
-                    else round(time.monotonic() - down_since, 1),
-                },
-                "outbox": {state: counts.get(state, 0) for state in ("pending", "sent", "dead")},
-                "last_sent": last_sent,
-            }
-        )
+        return web.json_response(self.health())
 
     @property
     def _auth(self):

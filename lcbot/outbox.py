@@ -1,31 +1,42 @@
 """The outbox: every outgoing message is a row in SQLite before it is sent (the seed's MsgBuff).
 
 ``put()`` is cheap and safe from any thread: it appends to an in-memory batch. The
-``flush()`` step commits the batch in one transaction (WAL mode), together with the
-sent/failed marks reported by the drainer, and only then hands the new rows to the
-drainer, so nothing is sent that is not on disk. Rows still ``pending`` when the process
-dies are loaded again by the next ``open()``; a row is marked ``sent`` only after the
-transport confirmed it, so delivery is at-least-once.
+outbox's writer task commits the batch in one transaction, together with the drainer's
+sent/failed marks and the other components' writes (``record``), and only then hands the
+new rows to the drainer through the ``Feed``: nothing is sent that is not on disk. Rows
+still ``pending`` when the process dies are loaded again at the next start; a row is
+marked ``sent`` only after the transport confirmed it, so delivery is at-least-once.
 
-Rows are lost only if the process dies in the instant between ``put()`` and the next
-commit (typically under a millisecond).
+If another process holds the database's write lock, the writer never blocks the event
+loop for more than ``LOOP_BUSY_TIMEOUT``: it retries with backoff, and replies and notices
+(answers to someone waiting) are handed to the drainer at once, to be stored when the
+lock is free. Alerts wait for the store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from lcbot.store import connect
+from lcbot.asyncutil import Waker, background
+from lcbot.db import Busy, Database, transaction
+from lcbot.db import outbox as sql
 
-STATES = ("pending", "sent", "dead", "retry")  # retry: set by `lcbot outbox retry`
-COLUMNS = "id, recipient, text, kind, attempts, created, priority"
+log = logging.getLogger("lcbot.outbox")
+
+FLUSH_DELAY = 0.005  # seconds: group-commit window (fewer, larger transactions; ≤ 5 ms latency)
+RETRY_POLL = 0.5  # seconds between looks for rows `lcbot outbox retry` marked
+MAX_BACKOFF = 0.5  # seconds between commit attempts while the database is locked
+VOLATILE_KINDS = ("reply", "notice")  # may be sent before they are stored (lock held)
 
 
 @dataclass
@@ -33,6 +44,7 @@ class Message:
     """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``.
 
     ``priority``: 0 replies, notices and critical alerts; 1 warnings; 2 info (lower first).
+    ``stored``: its row is committed (False only while the database is locked).
     """
 
     id: int
@@ -42,6 +54,7 @@ class Message:
     attempts: int = 0
     created: float = 0.0
     priority: int = 0
+    stored: bool = True
 
 
 def clean_text(text: str) -> str:
@@ -53,117 +66,276 @@ def clean_text(text: str) -> str:
     return text
 
 
-class Outbox:
-    """Durable queue with batched writes. Call ``flush()`` to commit (the App's flusher does)."""
+class Feed:
+    """Outbox → drainer: messages ready to send, and the last batch whose marks are stored.
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
-        self.path = path
+    Written by the outbox's writer task, read by the drainer, both on the event loop.
+    """
+
+    def __init__(self) -> None:
+        self.ready: deque[Message] = deque()
+        self.marks_stored = 0
+        self.changed = asyncio.Event()
+
+    def push(self, messages: list[Message], marks_stored: int | None = None) -> None:
+        self.ready.extend(messages)
+        if marks_stored is not None:
+            self.marks_stored = max(self.marks_stored, marks_stored)
+        self.changed.set()
+
+    def take(self) -> list[Message]:
+        messages = list(self.ready)
+        self.ready.clear()
+        return messages
+
+
+class Outbox:
+    """Durable queue with batched writes; ``running()`` runs its writer task."""
+
+    def __init__(self, db: Database, feed: Feed, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.feed = feed
         self.clock = clock
-        self.db: sqlite3.Connection | None = None
+        self.waker = Waker()
+        self.counts = dict.fromkeys(sql.STATES, 0)  # rows per state, kept in memory
+        self.last_sent_at: float | None = None
         self._lock = threading.Lock()
         self._new: list[Message] = []
         self._sent: list[int] = []
         self._failed: list[tuple[int, str, str, int]] = []  # attempts, state, error, id
-        self._deferred: list[tuple[str, tuple]] = []  # extra statements for the next commit
+        self._ops: list[tuple[Callable[..., Any], tuple]] = []
+        self._released: set[int] = set()  # handed to the drainer before being stored
+        self._batch = 1  # the batch that marks reported now will be committed with
         self._ids = itertools.count(1)
-        self.on_put: Callable[[], None] = lambda: None  # the App wakes its flusher here
+        self._retry_at = 0.0  # monotonic time of the next commit attempt while locked
+        self._backoff = 0.0
 
-    def open(self) -> list[Message]:
-        """Open the database; returns the rows still pending from earlier runs, oldest first."""
-        self.db = connect(self.path)
-        (last,) = self.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
-        self._ids = itertools.count(last + 1)
-        self.db.execute("UPDATE outbox SET state = 'pending', attempts = 0 WHERE state = 'retry'")
-        rows = self.db.execute(
-            f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
-        ).fetchall()
-        return [Message(*row) for row in rows]
-
-    def take_retries(self) -> list[Message]:
-        """Rows that ``lcbot outbox retry`` marked while the bot runs; they become pending."""
-        assert self.db is not None, "outbox is not open"
-        rows = self.db.execute(
-            f"SELECT {COLUMNS} FROM outbox WHERE state = 'retry' ORDER BY id"
-        ).fetchall()
-        messages = [Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows]
-        # marked at once (not deferred): the next look must not take them again
-        self.db.executemany(
-            "UPDATE outbox SET state = 'pending', attempts = 0 WHERE id = ? AND state = 'retry'",
-            [(m.id,) for m in messages],
-        )
-        return messages
-
-    def defer(self, sql: str, params: tuple = ()) -> None:
-        """Run ``sql`` in the next flush's transaction (atomic with the rows put before it)."""
-        with self._lock:
-            self._deferred.append((sql, params))
-        self.on_put()
-
-    def close(self) -> None:
-        if self.db is not None:
-            self.flush()
-            self.db.close()
-            self.db = None
+    # --- writing (any thread) -------------------------------------------------------------
 
     def put(self, recipient: str, text: str, kind: str = "reply", priority: int = 0) -> None:
-        """Queue a message (any thread). It is stored by the next flush, then sent."""
+        """Queue a message. It is stored by the next commit, then sent."""
         text, recipient = clean_text(text), clean_text(recipient)
         with self._lock:
             first = not self._new
-            message = Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority)
-            self._new.append(message)
+            self._new.append(
+                Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority)
+            )
         if first:  # one wake-up per batch is enough
-            self.on_put()
+            self.waker.wake()
 
-    def mark_sent(self, ids: Iterable[int]) -> None:
+    def record(self, op: Callable[..., Any], *args: Any) -> None:
+        """Run ``op(connection, *args)`` (a function of ``lcbot.db``) in the next commit,
+        atomically with the messages put before it."""
+        with self._lock:
+            self._ops.append((op, args))
+        self.waker.wake()
+
+    def mark_sent(self, ids: list[int]) -> int:
+        """Record deliveries; returns the batch they are stored with (see ``Feed``)."""
         with self._lock:
             self._sent.extend(ids)
+            batch = self._batch
+        self.last_sent_at = self.clock()
+        self.waker.wake()
+        return batch
 
     def mark_failed(self, message: Message, error: str, dead: bool) -> None:
         with self._lock:
             self._failed.append(
                 (message.attempts, "dead" if dead else "pending", error, message.id)
             )
+        self.waker.wake()
 
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._sent or self._failed or self._deferred)
+        """Whether writes wait to be committed."""
+        return bool(self._new or self._sent or self._failed or self._ops)
 
-    def flush(self) -> list[Message]:
-        """Commit queued writes in one transaction; returns the newly stored messages."""
+    # --- committing (event loop) ----------------------------------------------------------
+
+    def open(self) -> None:
+        """Load counts and the rows still pending from earlier runs (they go to the feed)."""
+        conn = self.db.conn
+        assert conn is not None, "the database is not open"
+        self._ids = itertools.count(sql.next_id(conn))
+        self.counts = sql.counts(conn)
+        self.last_sent_at = sql.last_sent_at(conn)
+        pending = [Message(*row) for row in sql.pending_rows(conn)]
+        if pending:
+            log.info("%d message(s) pending from an earlier run", len(pending))
+        self.feed.push(pending)
+
+    def flush(self) -> bool:
+        """Commit everything queued in one transaction; False if the database is locked
+        (nothing is lost: the writes stay queued)."""
         with self._lock:
-            new, self._new = self._new, []
-            sent, self._sent = self._sent, []
-            failed, self._failed = self._failed, []
-            deferred, self._deferred = self._deferred, []
-        if not (new or sent or failed or deferred):
-            return []
-        assert self.db is not None, "outbox is not open"
-        db = self.db
-        db.execute("BEGIN")
+            new, sent, failed, ops = self._new, self._sent, self._failed, self._ops
+            self._new, self._sent, self._failed, self._ops = [], [], [], []
+            batch, self._batch = self._batch, self._batch + 1
+        if not (new or sent or failed or ops):
+            self.feed.push([], batch)
+            return True
+        conn = self.db.conn
+        assert conn is not None, "the database is not open"
         try:
-            db.executemany(
-                "INSERT INTO outbox (id, recipient, text, kind, created, priority) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(m.id, m.recipient, m.text, m.kind, m.created, m.priority) for m in new],
-            )
-            for sql, params in deferred:
-                db.execute(sql, params)
-            # failures first: a message that failed, then was sent, ends up sent
-            db.executemany(
-                "UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", failed
-            )
-            if sent:  # one statement for the whole batch
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', sent_at = ? "
-                    "WHERE id IN (SELECT value FROM json_each(?))",
-                    (self.clock(), json.dumps(sent)),
+            with transaction(conn):
+                self._write(conn, new, sent, failed, ops)
+        except Busy:
+            self._requeue(new, sent, failed, ops)
+            return False
+        except sqlite3.Error as exc:
+            if not ops:
+                self._requeue(new, sent, failed, ops)
+                raise
+            # one bad write must not hold up the messages: store them, then each write alone
+            log.error("a batch could not be stored (%s); storing its writes one by one", exc)
+            try:
+                with transaction(conn):
+                    self._write(conn, new, sent, failed, [])
+            except BaseException:
+                self._requeue(new, sent, failed, ops)
+                raise
+            self._isolate(conn, ops)
+        self._stored(new, sent, failed, batch)
+        return True
+
+    def _write(self, conn: sqlite3.Connection, new, sent, failed, ops) -> None:
+        sql.insert(conn, new)
+        for op, args in ops:
+            op(conn, *args)
+        # failures first: a message that failed, then was sent, ends up sent
+        sql.mark_failed(conn, failed)
+        if sent:
+            sql.mark_sent(conn, sent, self.clock())
+
+    def _isolate(self, conn: sqlite3.Connection, ops) -> None:
+        for op, args in ops:
+            try:
+                with transaction(conn):
+                    op(conn, *args)
+            except Busy:
+                self.record(op, *args)
+            except sqlite3.Error:
+                log.exception(
+                    "dropped a database write that fails: %s", getattr(op, "__name__", op)
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            with self._lock:  # keep them for the next try: nothing is dropped
-                self._new[:0], self._sent[:0], self._failed[:0] = new, sent, failed
-                self._deferred[:0] = deferred
-            raise
-        return new
+
+    def _requeue(self, new, sent, failed, ops) -> None:
+        with self._lock:  # in front of what came meanwhile: nothing is dropped or reordered
+            self._new[:0], self._sent[:0], self._failed[:0], self._ops[:0] = new, sent, failed, ops
+
+    def _stored(self, new: list[Message], sent: list[int], failed: list, batch: int) -> None:
+        dead = sum(1 for row in failed if row[1] == "dead")
+        counts = self.counts
+        counts["pending"] += len(new) - len(sent) - dead
+        counts["sent"] += len(sent)
+        counts["dead"] += dead
+        fresh = []
+        for message in new:
+            message.stored = True
+            if message.id in self._released:
+                self._released.discard(message.id)
+            else:
+                fresh.append(message)
+        self.feed.push(fresh, batch)
+
+    def _release_volatile(self) -> None:
+        """While the database is locked, replies and notices go to the drainer unstored."""
+        with self._lock:
+            volatile = [
+                m for m in self._new if m.kind in VOLATILE_KINDS and m.id not in self._released
+            ]
+        for message in volatile:
+            message.stored = False
+            self._released.add(message.id)
+        if volatile:
+            self.feed.push(volatile)
+
+    def _take_retries(self) -> None:
+        conn = self.db.conn
+        assert conn is not None
+        try:
+            with transaction(conn):
+                rows = sql.take_retries(conn)
+        except Busy:
+            return
+        if rows:
+            self.counts["pending"] += len(rows)
+            self.counts["dead"] = max(0, self.counts["dead"] - len(rows))
+            self.feed.push([Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows])
+
+    def expire(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` sent or dead rows created before ``before``; 0 if locked."""
+        conn = self.db.conn
+        assert conn is not None
+        try:
+            with transaction(conn):
+                gone = sql.delete_old(conn, before, limit)
+        except Busy:
+            return 0
+        for state, count in gone.items():
+            self.counts[state] = max(0, self.counts[state] - count)
+        return sum(gone.values())
+
+    async def run(self) -> None:
+        """The writer task: commit batches as they come; pick up CLI retries."""
+        loop = asyncio.get_running_loop()
+        poll_at = loop.time()  # rows marked for retry while the bot was stopped: now
+        while True:
+            now = loop.time()
+            wait = poll_at - now
+            if self.dirty:
+                wait = min(wait, max(self._retry_at - now, 0.0))
+            await self.waker.wait(max(wait, 0.0))
+            if loop.time() >= poll_at:
+                self._take_retries()
+                poll_at = loop.time() + RETRY_POLL
+            if not self.dirty:
+                continue
+            if loop.time() < self._retry_at:  # locked a moment ago: do not block again yet
+                self._release_volatile()
+                continue
+            if not self._backoff:
+                await asyncio.sleep(FLUSH_DELAY)  # let a burst of puts join this batch
+            self._commit(loop)
+
+    def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            stored = self.flush()
+        except sqlite3.Error:
+            log.exception("could not write the outbox; retrying")
+            stored = False
+        if stored:
+            if self._backoff:
+                log.warning("the database is writable again")
+            self._backoff = self._retry_at = 0.0
+            return
+        if not self._backoff:
+            log.warning(
+                "the database is locked by another process; retrying (replies go out unstored)"
+            )
+        self._backoff = min(max(self._backoff * 2, 0.03), MAX_BACKOFF)
+        self._retry_at = loop.time() + self._backoff
+        self._release_volatile()
+
+    def close(self, attempts: int = 10) -> None:
+        """Final commit at stop (waits up to about two seconds for a locked database)."""
+        for _ in range(attempts):
+            try:
+                if self.flush():
+                    return
+            except sqlite3.Error:
+                log.exception("could not write the outbox")
+            time.sleep(0.2)
+        log.error("the database stayed locked: %d message(s) not stored", len(self._new))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[asyncio.Task[None]]:
+        """Open, run the writer task; at the end, commit what is left."""
+        self.waker.bind()
+        self.open()
+        try:
+            async with background(self.run(), "lcbot-outbox") as task:
+                yield task
+        finally:
+            self.close()

@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from lcbot.db import pairing as sql
+from lcbot.db import transaction
+
 log = logging.getLogger("lcbot.pairing")
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L look-alikes
@@ -46,20 +49,15 @@ def issue(db: sqlite3.Connection, user: str, now: float | None = None) -> str:
     """A fresh code for ``user`` (earlier unused codes of that user stop working)."""
     now = time.time() if now is None else now
     code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute("DELETE FROM pairing WHERE lower(user) = lower(?) OR expires <= ?", (user, now))
-        db.execute("INSERT INTO pairing VALUES (?, ?, ?)", (_hash(code), user, now + VALID_SECONDS))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+    with transaction(db):
+        sql.replace_code(db, user, _hash(code), now + VALID_SECONDS, now)
     return display(code)
 
 
 def revoke(db: sqlite3.Connection, user: str) -> None:
     """Forget every code of ``user`` (any case): a removed user's code binds nobody."""
-    db.execute("DELETE FROM pairing WHERE lower(user) = lower(?)", (user,))
+    with transaction(db):
+        sql.revoke(db, user)
 
 
 def redeem(db: sqlite3.Connection, text: str, now: float | None = None) -> str | None:
@@ -68,18 +66,8 @@ def redeem(db: sqlite3.Connection, text: str, now: float | None = None) -> str |
     code = normalize(text)
     if len(code) != LENGTH or any(ch not in ALPHABET for ch in code):
         return None
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        row = db.execute(
-            "SELECT user FROM pairing WHERE code_hash = ? AND expires > ?", (_hash(code), now)
-        ).fetchone()
-        if row:
-            db.execute("DELETE FROM pairing WHERE code_hash = ?", (_hash(code),))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return row[0] if row else None
+    with transaction(db):
+        return sql.use_code(db, _hash(code), now)
 
 
 class Throttle:
@@ -101,12 +89,32 @@ class Throttle:
     def failed(self, contact: str) -> None:
         self._recent(contact).append(self.clock())
 
+    def attempt(self, contact: str) -> bool:
+        """Count an attempt as failed before checking it (concurrent attempts cannot slip
+        past the limit); False when the contact is blocked. ``succeeded`` takes it back."""
+        if self.blocked(contact):
+            return False
+        self.failed(contact)
+        return True
+
+    def succeeded(self, contact: str) -> None:
+        times = self.failures.get(contact)
+        if times:
+            times.pop()
+
 
 class Binder:
-    """Handles ``bind CODE`` from contacts that are not (yet) users."""
+    """Answers ``bind CODE`` from contacts that are not (yet) users."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(
+        self,
+        redeem: Callable[[str], str | None],
+        bind: Callable[[str, str], Any],
+        put: Callable[..., None],
+    ) -> None:
+        self.redeem = redeem  # code text → user name (blocking: run in a worker thread)
+        self.bind = bind  # (user name, contact id) → the bound User (blocking)
+        self.put = put
         self.throttle = Throttle()
 
     async def handle(self, msg: Any) -> bool:
@@ -118,39 +126,26 @@ class Binder:
             return False
         contact = msg.sender_id
         reply_to = f"contact:{contact}"
-        if self.throttle.blocked(contact):
+        if not self.throttle.attempt(contact):
             log.warning("bind attempt from %r ignored: too many wrong codes", contact)
             return True
-        user = redeem(self.app.outbox.db, parsed[1] or "")
-        if user is None:
-            self.throttle.failed(contact)
-            log.warning("wrong or expired pairing code from contact %r", contact)
-            self.app.outbox.put(reply_to, REFUSAL)
-            return True
         try:
-            bound = await asyncio.to_thread(self._write_wxid, user, contact)
+            user = await asyncio.to_thread(self.redeem, parsed[1] or "")
+        except Exception as exc:  # the database is locked for too long, …
+            log.error("could not check a pairing code from %r: %s", contact, exc)
+            self.put(reply_to, REFUSAL)
+            return True
+        if user is None:
+            log.warning("wrong or expired pairing code from contact %r", contact)
+            self.put(reply_to, REFUSAL)
+            return True
+        self.throttle.succeeded(contact)
+        try:
+            bound = await asyncio.to_thread(self.bind, user, contact)
         except Exception as exc:  # user removed meanwhile, contact already bound, bad file
             log.error("could not bind contact %r to user %r: %s", contact, user, exc)
-            self.app.outbox.put(reply_to, REFUSAL)
+            self.put(reply_to, REFUSAL)
             return True
         log.warning("contact %r (%s) is now user %s", contact, msg.sender_name, bound.name)
-        self.app.outbox.put(
-            bound.name, f"bound: you are {bound.name} ({bound.pri.label}); send help"
-        )
+        self.put(bound.name, f"bound: you are {bound.name} ({bound.pri.label}); send help")
         return True
-
-    def _write_wxid(self, user: str, contact: str) -> Any:
-        from lcbot import config
-        from lcbot.users import find_user, parse_users
-
-        with config.edit(self.app.config.path) as raw:
-            users = parse_users(raw.get("users"), str(self.app.config.path))
-            target = find_user(users, user)
-            if target is None:
-                raise LookupError(f"user {user!r} no longer exists")
-            if any(u.wxid == contact for u in users if u is not target):
-                raise LookupError("this contact is already bound to another user")
-            raw["users"][users.index(target)]["wxid"] = contact
-        updated = config.load(self.app.config.path)
-        self.app.reload_users(updated.users)
-        return find_user(updated.users, user)

@@ -1,16 +1,27 @@
-"""The one plugin manager: loads built-in, installed and folder plugins, and calls hooks safely.
+"""The one plugin manager: loads built-in, installed and folder plugins; calls hooks through pluggy.
 
-Load order (which is also hook call order): built-in plugins (``lcbot/builtin``), then
-installed distributions exposing the ``lcbot`` entry-point group, then ``.py`` files and
-packages in each ``[plugins] dirs`` folder. ``LCBOT_LOAD_PLUGINS=a,b`` loads only those
-installed plugins (empty: none); ``[plugins] disable`` skips any plugin by name.
+Load order: built-in plugins (``lcbot/builtin``), then installed distributions exposing
+the ``lcbot`` entry-point group, then ``.py`` files and packages in each ``[plugins] dirs``
+folder. ``LCBOT_LOAD_PLUGINS=a,b`` loads only those installed plugins (empty: none);
+``[plugins] disable`` skips any plugin by name.
 
-A plugin that fails to import, or whose hook raises, is logged with its name and
-traceback, marked failed (see ``lcbot plugins list``) and unregistered; the bot goes on.
+Each plugin is registered with pluggy as an *adapter*: an object holding, for each of the
+plugin's hook implementations, a guard with the same name, signature and ``hookimpl``
+options. pluggy orders and calls them as it documents (``tryfirst``, ``trylast``,
+``wrapper=True``); the guard gives the implementation this plugin's own ``bot`` and
+``registry`` views and applies the hook's error policy (see ``lcbot.hookspecs``):
+
+* ``register_commands``, ``config_schema``, ``lcbot_startup``: the plugin is disabled;
+* ``authorize``: that invocation is denied (fail closed);
+* ``on_alert``: the alert is restored to what it was; routing goes on;
+* ``lcbot_shutdown``: logged.
+
+A plugin that fails to import is marked failed (``lcbot plugins list``); the bot goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -18,9 +29,9 @@ import logging
 import os
 import sys
 import traceback
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -33,6 +44,8 @@ log = logging.getLogger("lcbot.plugins")
 ENTRY_POINT_GROUP = "lcbot"
 LOAD_ENV = "LCBOT_LOAD_PLUGINS"
 BUILTINS = ("lcbot.builtin.basics", "lcbot.builtin.alerting")
+VIEWS = ("bot", "registry")  # arguments replaced by the plugin's own view (``for_plugin``)
+DISABLING = ("register_commands", "config_schema", "lcbot_startup")
 
 
 @dataclass
@@ -40,13 +53,14 @@ class PluginRecord:
     """What ``lcbot plugins list`` shows about one plugin."""
 
     name: str
-    source: str  # builtin | entrypoint | dir
+    source: str  # builtin | entrypoint | dir | test
     version: str | None = None
     location: str = ""
     status: str = "ok"  # ok | failed | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    errors: int = 0  # hook calls that raised (authorize, on_alert, shutdown)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,8 +84,10 @@ class PluginHost:
         self.dirs = dirs
         self.disable = set(disable)
         self.records: dict[str, PluginRecord] = {}
+        self.rank: dict[str, int] = {}  # plugin → load order (for command name conflicts)
+        self.schemas: dict[str, list[Any]] = {}  # plugin → its config_schema() settings
         self.registry: Registry | None = None
-        self._impls: dict[str, list[tuple[str, Any]]] = {}  # cleared on every (un)register
+        self._to_disable: list[tuple[str, BaseException, str]] = []
         allow = os.environ.get(LOAD_ENV)
         self.allow = None if allow is None else {a.strip() for a in allow.split(",") if a.strip()}
 
@@ -88,17 +104,13 @@ class PluginHost:
         """Register only the built-in plugins (tests and embedding add their own)."""
         for module_name in BUILTINS:
             name = module_name.rsplit(".", 1)[-1]
-            self._load(
-                PluginRecord(name, "builtin", location=module_name),
-                lambda m=module_name: importlib.import_module(m),
-                external=False,
-            )
+            record = PluginRecord(name, "builtin", location=module_name)
+            self._load(record, lambda m=module_name: importlib.import_module(m), external=False)
 
     def register(self, plugin: Any, name: str, source: str = "builtin") -> None:
         """Register an already imported plugin object (tests, embedding)."""
-        self._load(
-            PluginRecord(name, source, location=repr(plugin)), lambda: plugin, external=False
-        )
+        record = PluginRecord(name, source, location=repr(plugin))
+        self._load(record, lambda: plugin, external=False)
 
     def _load_entry_points(self) -> None:
         from importlib.metadata import entry_points
@@ -144,17 +156,104 @@ class PluginHost:
             return
         try:
             plugin = importer()
-            self._impls.clear()
-            self.pm.register(plugin, name=record.name)
+            adapter = self._adapt(plugin, record.name)
+            self.pm.register(adapter, name=record.name)
             self.pm.check_pending()
         except (Exception, SystemExit) as exc:
             if self.pm.get_plugin(record.name) is not None:
                 self.pm.unregister(name=record.name)
             self._mark_failed(record, exc, "load")
             return
+        self.rank[record.name] = len(self.rank)
+        self.__dict__.pop("has_authorize", None)
         if record.version is None:
             record.version = getattr(plugin, "__version__", None)
-        record.hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or ())
+        record.hooks = sorted(c.name for c in self.pm.get_hookcallers(adapter) or ())
+
+    # --- the guards --------------------------------------------------------------------
+
+    def _adapt(self, plugin: Any, name: str) -> Any:
+        """An object pluggy registers in the plugin's place: one guard per implementation."""
+        adapter = types.SimpleNamespace()
+        for attr in dir(plugin):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            hook = opts.get("specname") or attr
+            guard = self._guard(getattr(plugin, attr), name, hook, opts)
+            setattr(guard, "lcbot_impl", opts)  # noqa: B010 (pluggy's marker attribute)
+            setattr(adapter, attr, guard)
+        return adapter
+
+    def _guard(self, fn: Any, plugin: str, hook: str, opts: dict[str, Any]) -> Any:
+        params = list(inspect.signature(fn).parameters)
+        views = [(i, n) for i, n in enumerate(params) if n in VIEWS]
+
+        def own(args: tuple) -> list:
+            args_list = list(args)
+            for i, _ in views:
+                if i < len(args_list):
+                    args_list[i] = args_list[i].for_plugin(plugin)
+            return args_list
+
+        if opts.get("wrapper") or opts.get("hookwrapper"):  # pluggy drives the generator
+
+            def guard(*args: Any) -> Any:
+                return (yield from fn(*own(args)))
+
+        elif inspect.iscoroutinefunction(fn):
+
+            async def guard(*args: Any) -> Any:
+                saved = _snapshot(hook, args)
+                try:
+                    return self._result(plugin, hook, await fn(*own(args)))
+                except (Exception, SystemExit) as exc:
+                    return self._failed(plugin, hook, exc, args, saved)
+
+        else:
+
+            def guard(*args: Any) -> Any:
+                saved = _snapshot(hook, args)
+                try:
+                    return self._result(plugin, hook, fn(*own(args)))
+                except (Exception, SystemExit) as exc:
+                    return self._failed(plugin, hook, exc, args, saved)
+
+        return functools.update_wrapper(guard, fn)
+
+    def _result(self, plugin: str, hook: str, result: Any) -> Any:
+        if hook == "config_schema":
+            self.schemas[plugin] = list(result or [])
+        return result
+
+    def _failed(self, plugin: str, hook: str, exc: BaseException, args: tuple, saved: Any) -> Any:
+        """Apply ``hook``'s error policy; the return value stands in for the result."""
+        if hook in DISABLING:
+            self._to_disable.append((plugin, exc, hook))
+            return None
+        record = self.records.get(plugin)
+        if record is not None:
+            record.errors += 1
+        first = record is None or record.errors == 1
+        log.error(
+            "plugin %s: %s raised %s: %s%s",
+            plugin,
+            hook,
+            type(exc).__name__,
+            exc,
+            " (denied)" if hook == "authorize" else "",
+            exc_info=exc if first else None,  # the traceback once; then one line each
+        )
+        if hook == "authorize":
+            return False
+        if hook == "on_alert" and saved is not None:
+            args[0].__dict__.update(saved)  # the alert as it was before this plugin
+        return None
+
+    def _disable_failed(self) -> None:
+        failed, self._to_disable = self._to_disable, []
+        for name, exc, hook in failed:
+            self.fail(name, exc, hook)
 
     def _mark_failed(self, record: PluginRecord, exc: BaseException, during: str) -> None:
         record.status = "failed"
@@ -167,76 +266,95 @@ class PluginHost:
         )
 
     def fail(self, name: str, exc: BaseException, during: str) -> None:
-        """Disable plugin ``name`` after its hook raised: log, record, unregister."""
+        """Disable plugin ``name``: log, record, unregister, remove its commands."""
         record = self.records.get(name)
         if record is None or record.status == "failed":
             return
         self._mark_failed(record, exc, during)
         if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
-        self._impls.clear()
+        self.schemas.pop(name, None)
+        self.__dict__.pop("has_authorize", None)
         if self.registry is not None:
             self.registry.remove_plugin(name)
-            record.commands = []
+        record.commands = []
 
-    # --- calling hooks -----------------------------------------------------------------
-
-    def implementations(self, hook: str) -> list[tuple[str, Any]]:
-        """``(plugin name, impl)`` for each implementation of ``hook``, in load order (cached)."""
-        impls = self._impls.get(hook)
-        if impls is None:
-            caller = getattr(self.pm.hook, hook)
-            impls = self._impls[hook] = [(i.plugin_name, i) for i in caller.get_hookimpls()]
-        return impls
-
-    def call(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Call every implementation; failures disable the plugin. Returns non-None results."""
-        results = []
-        for name, impl in self.implementations(hook):
-            try:
-                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except (Exception, SystemExit) as exc:
-                self.fail(name, exc, hook)
-                continue
-            if result is not None:
-                results.append(result)
-        return results
-
-    async def acall(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Like ``call``, for hooks that may be ``async def`` (startup, shutdown)."""
-        results = []
-        for name, impl in self.implementations(hook):
-            try:
-                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-                if inspect.isawaitable(result):
-                    result = await result
-            except (Exception, SystemExit) as exc:
-                self.fail(name, exc, hook)
-                continue
-            if result is not None:
-                results.append(result)
-        return results
+    # --- calling hooks (pm.hook.<name>) -----------------------------------------------
 
     def register_commands(self, registry: Registry) -> Registry:
-        """Let each plugin fill ``registry``; a plugin that raises loses all its commands."""
+        """Let every plugin fill ``registry``; a plugin that raises loses its commands."""
         self.registry = registry
-        for name, impl in self.implementations("register_commands"):
-            registry.plugin = name
-            before = set(registry.commands)
-            try:
-                impl.function(*[{"registry": registry}[a] for a in impl.argnames])
-            except (Exception, SystemExit) as exc:
-                for added in set(registry.commands) - before:
-                    del registry.commands[added]
-                self.fail(name, exc, "register_commands")
-            finally:
-                registry.plugin = ""
+        registry.rank = self.rank
+        self.pm.hook.register_commands(registry=registry)
+        self._disable_failed()
         for record in self.records.values():
             record.commands = sorted(c.name for c in registry if c.plugin == record.name)
         return registry
 
+    def config_schemas(self) -> dict[str, list[Any]]:
+        """Each plugin's ``config_schema()``, by plugin name (section name)."""
+        self.pm.hook.config_schema()
+        self._disable_failed()
+        return dict(self.schemas)
 
-def _import_path(name: str, path: Path, package_dir: Path | None) -> ModuleType:
+    @functools.cached_property
+    def has_authorize(self) -> bool:
+        return bool(self.pm.hook.authorize.get_hookimpls())
+
+    def authorize(self, user: Any, command: Any, extra: str | None) -> bool | None:
+        """The plugins' combined vote: False if any denies, True if any allows, else None.
+        A wrapper that raises (the guards catch the others) denies too."""
+        try:
+            votes = self.pm.hook.authorize(user=user, command=command, extra=extra)
+        except Exception:
+            log.exception("an authorize hook wrapper raised; denied")
+            return False
+        if False in votes:
+            return False
+        return True if True in votes else None
+
+    def allowed(self, user: Any, command: Any, extra: str | None) -> bool:
+        """Whether ``user`` may run ``command``: the plugins' vote, else the privilege rule."""
+        vote = self.authorize(user, command, extra) if self.has_authorize else None
+        return user.pri <= command.pri if vote is None else vote
+
+    def on_alert(self, alert: Any) -> bool:
+        """Run the ``on_alert`` hooks; False when one suppresses the alert."""
+        try:
+            return False not in self.pm.hook.on_alert(alert=alert)
+        except Exception:
+            log.exception("an on_alert hook wrapper raised; the alert goes on")
+            return True
+
+    async def startup(self, bot: Any) -> None:
+        await self._call_async(self.pm.hook.lcbot_startup, bot)
+
+    async def shutdown(self, bot: Any) -> None:
+        await self._call_async(self.pm.hook.lcbot_shutdown, bot)
+
+    async def _call_async(self, caller: Any, bot: Any) -> None:
+        try:
+            results = caller(bot=bot)
+        except Exception:
+            log.exception("a %s hook wrapper raised", caller.name)
+            results = []
+        for result in results:
+            if inspect.isawaitable(result):
+                await result
+        self._disable_failed()
+
+
+def _snapshot(hook: str, args: tuple) -> Any:
+    """What ``on_alert`` must restore when an implementation raises."""
+    if hook != "on_alert" or not args:
+        return None
+    state = dict(vars(args[0]))
+    if isinstance(state.get("recipients"), list):
+        state["recipients"] = list(state["recipients"])
+    return state
+
+
+def _import_path(name: str, path: Path, package_dir: Path | None) -> types.ModuleType:
     """Import a folder plugin under a private module name (never shadows real modules)."""
     module_name = f"_lcbot_plugin_{name}"
     spec = importlib.util.spec_from_file_location(
@@ -256,8 +374,8 @@ def _import_path(name: str, path: Path, package_dir: Path | None) -> ModuleType:
     return module
 
 
-def load_host(config: Any) -> PluginHost:
-    """A PluginHost with every plugin of ``config`` loaded."""
-    host = PluginHost(config.plugins.dirs, config.plugins.disable)
+def load_host(dirs: tuple[Path, ...], disable: tuple[str, ...]) -> PluginHost:
+    """A PluginHost with every plugin found loaded."""
+    host = PluginHost(dirs, disable)
     host.load_all()
     return host

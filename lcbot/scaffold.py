@@ -38,14 +38,26 @@ MODULE = '''\
 
 Commands:
     {name}              show the current setting (anyone)
-    {name}-set:VALUE    change it (admins)
+    {name}-set:VALUE    change it (admins); kept across restarts
+
+State lives on the bot (``bot.state``, ``bot.config``), never in module globals, so two
+bots in one process each have their own.
 """
 
-from lcbot import CmdType, CommandError, Pri, hookimpl
+from lcbot import CmdType, CommandError, Pri, Setting, hookimpl
 
 __version__ = "0.1.0"
 
-_state = {{"setting": "default"}}
+
+@hookimpl
+def config_schema():
+    """The [{name}] section of lcbot.toml, checked by lcbot (see `lcbot config check`)."""
+    return [Setting("setting", str, "default", "the value shown until someone changes it")]
+
+
+def current(bot):
+    """The value set in chat, else the configured one."""
+    return bot.state.get("setting", bot.config["setting"])
 
 
 @hookimpl
@@ -57,7 +69,7 @@ def register_commands(registry):
         help="show the {name} setting",
     )
     def show(ctx):
-        return f"{name}: {{_state['setting']}}"
+        return f"{name}: {{current(ctx.bot)}}"
 
     @registry.command(
         "{name}-set",
@@ -70,15 +82,14 @@ def register_commands(registry):
         value = ctx.extra.strip()
         if len(value) > 100:
             raise CommandError("the value is too long (100 characters at most)")
-        _state["setting"] = value
+        ctx.bot.state["setting"] = value
         return f"{name} set to {{value}}"
 
 
 @hookimpl
-def lcbot_startup(app):
-    """Read [{name}] from lcbot.toml; schedule work with app.every / app.cron here."""
-    setting = app.config.section("{name}").get("setting")
-    _state["setting"] = setting if isinstance(setting, str) else "default"
+def lcbot_startup(bot):
+    """Start work here: schedule checks with bot.every / bot.cron."""
+    bot.log.info("{name} ready: %s", current(bot))
 '''
 
 TEST = '''\
@@ -103,6 +114,14 @@ def test_only_admins_change_it(lcbot_bot):
     assert bot.send("bob", "{name}-set:1") == ["not allowed: {name}-set"]
     (usage,) = bot.send("alice", "{name}-set")
     assert usage.startswith("usage: {name}-set:VALUE")
+
+
+def test_configured_value_and_restart(lcbot_bot):
+    bot = lcbot_bot(plugins=[{module}], users=USERS, config={{"{name}": {{"setting": "hi"}}}})
+    assert bot.send("bob", "{name}") == ["{name}: hi"]
+    bot.send("alice", "{name}-set:kept")
+    again = bot.restart()  # the same data dir: the value set in chat survives
+    assert again.send("bob", "{name}") == ["{name}: kept"]
 '''
 
 README = """\
@@ -120,8 +139,9 @@ Optional configuration in lcbot.toml:
     setting = "hello"
 
 Edit `{module}/__init__.py` to add commands (`@registry.command`), alert hooks
-(`on_alert`) and scheduled checks (`app.every` in `lcbot_startup`). The hook reference is
-in lcbot's docs/plugins.md.
+(`on_alert`) and scheduled checks (`bot.every` in `lcbot_startup`). Keep state on the bot
+(`bot.state`, persistent), never in module globals. The hook reference is in lcbot's
+docs/plugins.md.
 """
 
 

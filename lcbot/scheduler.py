@@ -1,18 +1,19 @@
 """Periodic jobs for plugins, on APScheduler's asyncio scheduler.
 
-``app.every(seconds, fn)`` and ``app.cron("*/5 * * * *", fn)``: ``fn`` may be a plain
-function (run in a worker thread) or ``async def`` (run on the event loop). A job that
-raises is logged with its name and keeps its schedule; a run that would overlap the
-previous one is skipped.
+``bot.every(seconds, fn)`` and ``bot.cron("*/5 * * * *", fn)``: ``fn`` may be a plain
+function (run in the bot's handler threads) or ``async def`` (run on the event loop). A job
+that raises is logged with its name and keeps its schedule; a run that would overlap the
+previous one is skipped. Jobs are named per plugin; scheduling a name again replaces it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("lcbot.scheduler")
@@ -75,11 +76,6 @@ class Scheduler:
         self._run_sync: Callable[..., Any] | None = None
         self._lock = threading.Lock()
 
-    def bind(self, loop: Any, run_sync: Callable[..., Any] | None = None) -> None:
-        """Use ``loop`` (jobs may then be added from any thread) and ``run_sync`` for plain
-        functions (the bot's handler pool: daemon threads that never block exit)."""
-        self._loop, self._run_sync = loop, run_sync
-
     def _get(self) -> Any:
         with self._lock:
             if self._scheduler is None:
@@ -92,37 +88,46 @@ class Scheduler:
                 self._scheduler.start()
             return self._scheduler
 
-    def every(self, seconds: float, fn: Callable[..., Any], name: str | None = None) -> Job:
-        if not seconds or seconds <= 0:
-            raise ValueError("every(): seconds must be > 0")
-        name = name or getattr(fn, "__qualname__", repr(fn))
-        job = self._get().add_job(
-            _guarded(fn, name, self._run_sync),
-            "interval",
-            seconds=seconds,
-            name=name,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        return Job(job)
-
-    def cron(self, expression: str, fn: Callable[..., Any], name: str | None = None) -> Job:
-        from apscheduler.triggers.cron import CronTrigger
-
-        trigger = CronTrigger.from_crontab(expression)  # ValueError on a bad expression
+    def _add(self, fn: Callable[..., Any], trigger: Any, name: str | None, owner: str, **kw: Any):
         name = name or getattr(fn, "__qualname__", repr(fn))
         job = self._get().add_job(
             _guarded(fn, name, self._run_sync),
             trigger,
+            id=f"{owner}:{name}",
             name=name,
+            replace_existing=True,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
+            **kw,
         )
         return Job(job)
 
-    def shutdown(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+    def every(
+        self, seconds: float, fn: Callable[..., Any], name: str | None = None, owner: str = ""
+    ) -> Job:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise ValueError(f"every(): seconds must be a number > 0, not {seconds!r}")
+        return self._add(fn, "interval", name, owner, seconds=seconds)
+
+    def cron(
+        self, expression: str, fn: Callable[..., Any], name: str | None = None, owner: str = ""
+    ) -> Job:
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(expression)  # ValueError on a bad expression
+        return self._add(fn, trigger, name, owner)
+
+    @contextlib.contextmanager
+    def running(self, loop: Any, run_sync: Callable[..., Any]) -> Iterator[None]:
+        """Jobs run on ``loop`` (they may be added from any thread); plain functions through
+        ``run_sync`` (the bot's handler threads, which never block exit). Stops all jobs at
+        the end."""
+        self._loop, self._run_sync = loop, run_sync
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._scheduler is not None:
+                    self._scheduler.shutdown(wait=False)
+                    self._scheduler = None

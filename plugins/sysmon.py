@@ -7,6 +7,10 @@ Every ``interval`` seconds the disk usage of each configured path is checked: ab
 ``disk_warn`` percent raises a warning alert keyed ``disk:<path>`` (repeats are
 de-duplicated by the alert router); back under raises the matching resolved alert.
 
+Its state lives on the bot, not in this module: ``bot.config`` is the checked ``[sysmon]``
+section, ``bot.state`` keeps the interval set in chat (it survives a restart and wins over
+``[sysmon] interval``) and the paths currently over the limit.
+
 Configuration (all optional)::
 
     [sysmon]
@@ -19,13 +23,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 
-from lcbot import CmdType, CommandError, Pri, hookimpl
+from lcbot import CmdType, CommandError, Pri, Setting, hookimpl
 
-_state: dict = {"interval": 60, "paths": ["/"], "disk_warn": 90.0, "job": None, "app": None}
-_over: set[str] = set()
-_lock = threading.Lock()
+JOB = "disk check"
+
+
+@hookimpl
+def config_schema():
+    return [
+        Setting("interval", int, 60, "seconds between disk checks", min=1, max=86400),
+        Setting("paths", list, ("/",), "paths whose disk usage is checked"),
+        Setting("disk_warn", float, 90.0, "percent full that raises a warning", min=0, max=100),
+    ]
 
 
 def _uptime() -> str:
@@ -66,59 +76,50 @@ def _disk(path: str = "/") -> str:
     return f"{path} {usage.used / usage.total:.0%} of {usage.total / 2**30:.0f} GiB"
 
 
-def check_disks() -> None:
+def interval_of(bot) -> int:
+    """The interval set in chat, else the configured one."""
+    return bot.state.get("interval", bot.config["interval"])
+
+
+def check_disks(bot) -> None:
     """One disk check: warn above the threshold, resolve when back under."""
-    app = _state["app"]
-    for path in _state["paths"]:
+    limit = bot.config["disk_warn"]
+    over = set(bot.state.get("over", []))
+    for path in bot.config["paths"]:
+        key = f"disk:{path}"
         try:
             percent = disk_percent(path)
         except OSError as exc:
-            app.alert(
-                f"cannot check disk {path}: {exc}",
-                level="warning",
-                key=f"disk:{path}",
-                source="sysmon",
-            )
+            bot.alert(f"cannot check disk {path}: {exc}", level="warning", key=key)
             continue
-        if percent >= _state["disk_warn"]:
-            _over.add(path)
-            app.alert(
-                f"disk {path} is {percent:.0f}% full (limit {_state['disk_warn']:.0f}%)",
+        if percent >= limit:
+            over.add(path)
+            bot.alert(
+                f"disk {path} is {percent:.0f}% full (limit {limit:.0f}%)",
                 level="warning",
                 title="disk",
-                key=f"disk:{path}",
-                source="sysmon",
+                key=key,
             )
-        elif path in _over:
-            _over.discard(path)
-            app.alert(
+        elif path in over:
+            over.discard(path)
+            bot.alert(
                 f"disk {path} is back to {percent:.0f}%",
                 level="warning",
                 title="disk",
-                key=f"disk:{path}",
+                key=key,
                 resolved=True,
-                source="sysmon",
             )
+    if sorted(over) != bot.state.get("over", []):
+        bot.state["over"] = sorted(over)
 
 
-def _positive_number(section: dict, name: str, default: float) -> float:
-    value = section.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"[sysmon] {name} must be a number > 0, not {value!r}")
-    return value
+def schedule(bot, seconds: int) -> None:
+    bot.every(seconds, lambda: check_disks(bot), name=JOB)  # same name: replaces the job
 
 
 @hookimpl
-def lcbot_startup(app):
-    section = app.config.section("sysmon")
-    _state["interval"] = int(_positive_number(section, "interval", 60))
-    _state["disk_warn"] = float(_positive_number(section, "disk_warn", 90))
-    paths = section.get("paths", ["/"])
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise ValueError(f"[sysmon] paths must be a list of paths, not {paths!r}")
-    _state["paths"] = paths
-    _state["app"] = app
-    _state["job"] = app.every(_state["interval"], check_disks, name="sysmon disk check")
+def lcbot_startup(bot):
+    schedule(bot, interval_of(bot))
 
 
 @hookimpl
@@ -127,7 +128,7 @@ def register_commands(registry):
     def status(ctx):
         return (
             f"up {_uptime()} | load {_load()} | mem {_memory()} | disk {_disk()} | "
-            f"interval {_state['interval']}s"
+            f"interval {interval_of(ctx.bot)}s"
         )
 
     @registry.command(
@@ -144,8 +145,6 @@ def register_commands(registry):
             raise CommandError(f"'{ctx.extra}' is not a whole number of seconds") from None
         if not 1 <= seconds <= 86400:
             raise CommandError("interval must be between 1 and 86400 seconds")
-        with _lock:
-            _state["interval"] = seconds
-            if _state["job"] is not None:
-                _state["job"].reschedule(seconds)
+        ctx.bot.state["interval"] = seconds
+        schedule(ctx.bot, seconds)
         return f"interval set to {seconds}s"

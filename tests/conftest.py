@@ -1,10 +1,9 @@
-"""Shared fixtures: a temporary lcbot.toml, the CLI through typer's runner and as a process."""
+"""Shared fixtures: a temporary lcbot.toml and the CLI through typer's runner (in-process).
+
+Real ``python -m lcbot`` processes are started by ``tests.procs`` only."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -48,18 +47,3 @@ def cli():
         return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
     return invoke
-
-
-def run_lcbot(*args: str, cwd: Path | None = None, env: dict | None = None, **kw):
-    """Run ``python -m lcbot`` as a real subprocess with this interpreter."""
-    full_env = {k: v for k, v in os.environ.items() if k != "LCBOT_CONFIG"}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "lcbot", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=kw.pop("timeout", 60),
-        **kw,
-    )

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT = 20.0  # seconds: the most any single step may take
@@ -29,8 +29,8 @@ TEAM = {"me": "root", "bob": "admin", "carol": "user"}
 
 def child_env(**extra: str) -> dict[str, str]:
     """This process's environment without the variables that would change a child's
-    behaviour (BLOCK_AFTER: the blocker plugin of ``test_console_e2e``), plus ``extra``."""
-    drop = ("LCBOT_CONFIG", "LCBOT_LOAD_PLUGINS", "LCBOT_LOG_LEVEL", "COLUMNS", "BLOCK_AFTER")
+    behaviour, plus ``extra``."""
+    drop = ("LCBOT_CONFIG", "LCBOT_LOAD_PLUGINS", "LCBOT_LOG_LEVEL", "COLUMNS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env
@@ -65,19 +65,59 @@ def query(project: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return db.execute(sql, params).fetchall()
 
 
+class Ran(NamedTuple):
+    """A finished ``python -m lcbot``: ``rc, out, err = lcbot(...)`` or ``.returncode`` …"""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def lcbot(
-    project: Path, *args: str, input: str | None = None, **env: str
-) -> subprocess.CompletedProcess:
-    """``python -m lcbot ARGS`` in ``project`` (stdin: ``input``, else nothing)."""
-    return subprocess.run(
-        [sys.executable, "-m", "lcbot", *args],
-        cwd=project,
-        env=child_env(**env),
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=60,
+    project: Path, *args: str, input: str | bytes = "", timeout: float = 60.0, **env: str
+) -> Ran:
+    """``python -m lcbot ARGS`` in ``project``, stdin ``input``; the one way tests start a
+    finished command. Arguments may hold lone surrogates (they reach the child as the raw
+    bytes); output is decoded with replacement characters; a hang fails the test."""
+    data = input.encode() if isinstance(input, str) else input
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lcbot", *args],
+            cwd=project,
+            env=child_env(**env),
+            input=data,
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = (exc.stderr or b"").decode(errors="replace")[-2000:]
+        raise AssertionError(f"lcbot {args} still running after {timeout}s: {err}") from None
+    return Ran(
+        done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     )
+
+
+def spawn(project: Path, *args: str, env: dict[str, str] | None = None, **popen: Any):
+    """``python -m lcbot ARGS`` in ``project`` as a running ``subprocess.Popen`` (the one
+    way tests start a long-running one); ``env``: extra variables."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lcbot", *args], cwd=project, env=child_env(**(env or {})), **popen
+    )
+
+
+def with_path(*folders: Path, **extra: str) -> dict[str, str]:
+    """Environment additions so that a child imports from ``folders`` first."""
+    paths = [*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(paths), **extra}
+
+
+def patched(folder: Path, code: str) -> dict[str, str]:
+    """Environment for a child that runs ``code`` at start-up (as ``sitecustomize``): fault
+    injection from outside lcbot, e.g. a transport whose sends fail. ``import sitecustomize``
+    reaches what it defines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(code))
+    return with_path(folder)
 
 
 def lcbot_json(project: Path, *args: str) -> Any:
@@ -86,9 +126,7 @@ def lcbot_json(project: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def run_console(
-    project: Path, text: str = "", *args: str, **env: str
-) -> subprocess.CompletedProcess:
+def run_console(project: Path, text: str = "", *args: str, **env: str) -> Ran:
     """``lcbot run --transport console`` with ``text`` on stdin (it stops at its end)."""
     return lcbot(project, "run", "--transport", "console", *args, input=text, **env)
 
@@ -116,10 +154,13 @@ class Bot:
 
     def __init__(self, project: Path, *args: str, **env: str) -> None:
         self.stderr_file = (project.parent / f"stderr-{time.monotonic_ns()}.log").open("w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lcbot", "run", "--transport", "console", *args],
-            cwd=project,
-            env=child_env(**env),
+        self.proc = spawn(
+            project,
+            "run",
+            "--transport",
+            "console",
+            *args,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_file,

@@ -46,7 +46,7 @@ def test_configured_routes(tmp_path):
     routes = {"alerts": {"routes": {"info": "user", "critical": "admin"}}}
 
     async def go():
-        async with running_bot(tmp_path, sections=routes) as bot:
+        async with running_bot(tmp_path, config=routes) as bot:
             await bot.alert("fyi", level="info")
             await bot.alert("fire", level="critical")
             await bot.alert("hmm", level="warning")  # default stays admin
@@ -58,6 +58,8 @@ def test_configured_routes(tmp_path):
 
 
 def test_title_and_source_and_ctx_alert(tmp_path):
+    raised = []
+
     class Raiser:
         __name__ = "raiser"
 
@@ -65,18 +67,18 @@ def test_title_and_source_and_ctx_alert(tmp_path):
         def register_commands(self, registry):
             @registry.command("page")
             def page(ctx):
-                return f"alert {ctx.alert(ctx.extra, level='critical', title='paged')}"
+                raised.append(ctx.alert(ctx.extra, level="critical", title="paged"))
+                return "paged"
 
     async def go():
         async with running_bot(tmp_path, Raiser()) as bot:
-            await bot.send("user1", "page db is slow")
-            (reply,) = [line for line in bot.lines("user1") if line.startswith("alert ")]
-            alert_id = int(reply.split()[1])
-            bot.app.alerts.route_new()
-            assert await bot.app.drain(5)
+            replies = await bot.send("user1", "page db is slow")
+            assert sorted(replies) == ["CRITICAL paged: db is slow", "paged"]
             assert "CRITICAL paged: db is slow" in bot.lines("admin2")
-            row = bot.app.outbox.db.execute(
-                "SELECT source, title FROM alerts WHERE id = ?", (alert_id,)
+            (alert,) = raised
+            assert alert.id > 0 and alert.outcome["state"] == "delivered"
+            row = bot.app.db.conn.execute(
+                "SELECT source, title FROM alerts WHERE id = ?", (alert.id,)
             ).fetchone()
             assert row == ("page", "paged")
 
@@ -111,8 +113,8 @@ def test_on_alert_can_edit_reroute_and_suppress(tmp_path):
             assert bot.outcome(noise)["state"] == "suppressed"
             esc = await bot.alert("please escalate", level="info")
             assert receivers(bot, "PLEASE ESCALATE") == set(EVERYONE)
-            row = bot.app.outbox.db.execute(
-                "SELECT level, text FROM alerts WHERE id = ?", (esc,)
+            row = bot.app.db.conn.execute(
+                "SELECT level, text FROM alerts WHERE id = ?", (esc.id,)
             ).fetchone()
             assert row == ("critical", "PLEASE ESCALATE")  # the recorded alert is the edited one
             await bot.alert("only-bob sees this", level="critical")
@@ -149,9 +151,9 @@ class Clock:
 def test_dedup_within_and_after_repeat_interval_and_resolved(tmp_path):
     async def go():
         sections = {"alerts": {"repeat_interval": 600}}
-        async with running_bot(tmp_path, sections=sections) as bot:
+        async with running_bot(tmp_path, config=sections) as bot:
             clock = Clock()
-            bot.app.alerts.clock = clock
+            bot.app.router.clock = clock
             first = await bot.alert("disk 91%", level="critical", key="disk:/")
             assert bot.lines("user1") == ["CRITICAL disk 91%"]
             clock.now += 60
@@ -250,20 +252,19 @@ def test_silence_commands(tmp_path):
 def test_alert_from_many_threads(tmp_path):
     async def go():
         async with running_bot(tmp_path) as bot:
-            ids: list[int] = []
+            alerts = []
             lock = threading.Lock()
+            plugin_bot = bot.app.bot("threads")
 
             def raise_many(t: int) -> None:
                 for i in range(50):
-                    alert_id = bot.app.alert(f"t{t} n{i}", level="info")
+                    alert = plugin_bot.alert(f"t{t} n{i}", level="info")
                     with lock:
-                        ids.append(alert_id)
+                        alerts.append(alert)
 
             await asyncio.gather(*(asyncio.to_thread(raise_many, t) for t in range(4)))
-            assert len(set(ids)) == 200
-            while bot.app.alerts.route_new():
-                pass
             assert await bot.app.drain(10)
+            assert len({a.id for a in alerts}) == 200 and all(a.id > 0 for a in alerts)
             lines = bot.lines("root1")
             assert sorted(lines) == sorted(f"INFO t{t} n{i}" for t in range(4) for i in range(50))
 
@@ -276,10 +277,12 @@ def test_bad_level_and_bad_routes(tmp_path):
     async def go():
         async with running_bot(tmp_path) as bot:
             with pytest.raises(UsageError, match="valid levels"):
-                bot.app.alert("x", level="fatal")
+                bot.app.bot("p").alert("x", level="fatal")
+            with pytest.raises(ValueError, match="empty"):  # plugins may catch ValueError
+                bot.app.bot("p").alert("   ", level="info")
 
     run(go())
     with pytest.raises(ConfigError, match=r"alerts\.routes\.info"):
-        run(running_bot(tmp_path, sections={"alerts": {"routes": {"info": "boss"}}}).__aenter__())
+        run(running_bot(tmp_path, config={"alerts": {"routes": {"info": "boss"}}}).__aenter__())
     with pytest.raises(ConfigError, match="unknown level"):
-        run(running_bot(tmp_path, sections={"alerts": {"routes": {"fatal": "user"}}}).__aenter__())
+        run(running_bot(tmp_path, config={"alerts": {"routes": {"fatal": "user"}}}).__aenter__())

@@ -12,8 +12,6 @@ import json
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,18 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from lcbot.alerts import insert_alert
-from lcbot.store import connect
+from lcbot.alerts import make_alert
+from lcbot.db import connect, transaction
+from lcbot.db.alerts import insert_new
 from tests.procs import (
     REPO,
     TEAM,
     WAIT,
     bots,
-    child_env,
     db_path,
     lcbot,
     lcbot_json,
     make_project,
+    patched,
     query,
     run_console,
     wait_until,
@@ -214,10 +213,8 @@ def test_sigkill_mid_drain_loses_no_alert_and_repeats_at_most_one_message(tmp_pa
     )
     texts = [f"alert {i:04d}" for i in range(1, ALERTS + 1)]
     db = connect(db_path(project))
-    db.execute("BEGIN")
-    for text in texts:
-        insert_alert(db, text, "critical")  # no key: no de-duplication
-    db.execute("COMMIT")
+    with transaction(db):  # no key: no de-duplication
+        insert_new(db, [make_alert(text, "critical") for text in texts])
     db.close()
     # one message to a recipient holds at most this many alert lines (joined by "\n")
     per_message = (max_chars + 1) // (len("CRITICAL alert 0001") + 1)
@@ -300,15 +297,14 @@ import logging
 from lcbot import hookimpl
 
 log = logging.getLogger("ticker")
-_app = []
-_calls = [0]
 
 
-def tick():
-    _calls[0] += 1
-    if _calls[0] == 1:
+def tick(bot):
+    calls = bot.state.get("calls", 0) + 1
+    bot.state["calls"] = calls
+    if calls == 1:
         raise RuntimeError("first tick fails")
-    _app[0].alert("tick", level="critical", key=None)
+    bot.alert("tick", level="critical", key=None)
 
 
 def never():
@@ -316,10 +312,9 @@ def never():
 
 
 @hookimpl
-def lcbot_startup(app):
-    _app.append(app)
-    app.every(0.2, tick)
-    job = app.cron("* * * * *", never, name="minutely")
+def lcbot_startup(bot):
+    bot.every(0.2, lambda: tick(bot), name="tick")
+    job = bot.cron("* * * * *", never, name="minutely")
     log.warning("cron job %s: %s", type(job).__name__, job.name)
 """
 
@@ -406,35 +401,40 @@ def http_recorder() -> Iterator[tuple[int, list[str]]]:
         server.server_close()
 
 
-# A plugin that keeps the console transport "down" from the start until `up` is sent.
-# The console transport marks itself ready in start(), which runs after lcbot_startup, so
-# the plugin wraps start() rather than only calling set_ready(False) in lcbot_startup.
+# Fault injection from outside lcbot (the child's sitecustomize): the console transport is
+# "down" from the start; a folder plugin's `up` command brings it back.
 TRANSPORT_DOWN = """\
+from lcbot.transports.console import ConsoleTransport
+
+started = []
+original = ConsoleTransport.start
+
+
+async def start_down(self, on_message):
+    await original(self, on_message)
+    self.set_ready(False)
+    started.append(self)
+
+
+ConsoleTransport.start = start_down
+"""
+
+UP = """\
+import sitecustomize
+
 from lcbot import hookimpl
-
-
-@hookimpl
-def lcbot_startup(app):
-    transport = app.transport
-    original = transport.start
-
-    async def start_down(on_message):
-        await original(on_message)
-        transport.set_ready(False)
-
-    transport.start = start_down
 
 
 @hookimpl
 def register_commands(registry):
     @registry.command("up", help="the transport is back")
     async def up(ctx):
-        ctx.app.transport.set_ready(True)
+        sitecustomize.started[0].set_ready(True)
         return "transport up"
 """
 
 
-def fallback_project(tmp_path: Path, port: int, plugin: str) -> Path:
+def fallback_project(tmp_path: Path, port: int) -> Path:
     return make_project(
         tmp_path / "bot",
         extra=f"""
@@ -442,7 +442,7 @@ def fallback_project(tmp_path: Path, port: int, plugin: str) -> Path:
         fallback_after = 0.5
         fallback_urls = ["json://127.0.0.1:{port}/"]
         """,
-        plugins={"down": plugin},
+        plugins={"up": UP},
     )
 
 
@@ -458,8 +458,8 @@ def wait_for_fallback(bot, bodies: list[str], text: str, timeout: float = 10) ->
 
 def test_fallback_posts_critical_alert_once_while_transport_is_down(tmp_path):
     with http_recorder() as (port, bodies), bots() as start:
-        project = fallback_project(tmp_path, port, TRANSPORT_DOWN)
-        bot = start(project)
+        project = fallback_project(tmp_path, port)
+        bot = start(project, **patched(tmp_path / "down", TRANSPORT_DOWN))
         raised = lcbot(project, "alert", "db down", "--level", "critical")
         assert raised.returncode == 0, raised.stderr
         wait_for_fallback(bot, bodies, "db down")
@@ -484,22 +484,15 @@ def test_fallback_posts_critical_alert_once_while_transport_is_down(tmp_path):
         assert "critical alert(s) sent to the fallback" in bot.stderr
 
 
-MISSING_APPRISE = "import sys; sys.modules['apprise'] = None; from lcbot.cli import main; main()"
+MISSING_APPRISE = "import sys\n\nsys.modules['apprise'] = None  # as if it were not installed\n"
 
 
 @pytest.mark.parametrize("with_urls", [True, False], ids=["fallback-urls", "no-fallback"])
 def test_fallback_urls_without_apprise_exit_2(tmp_path, with_urls):
     extra = '[alerts]\nfallback_urls = ["json://127.0.0.1:9/"]\n' if with_urls else ""
     project = make_project(tmp_path / "bot", {"me": "root"}, extra=extra)
-    result = subprocess.run(
-        [sys.executable, "-c", MISSING_APPRISE, "run", "--transport", "console"],
-        cwd=project,
-        env=child_env(),
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    no_apprise = patched(tmp_path / "no-apprise", MISSING_APPRISE)
+    result = lcbot(project, "run", "--transport", "console", **no_apprise)
     if with_urls:
         assert result.returncode == 2, result.stderr
         assert "lcbot[apprise]" in result.stderr

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lcbot import __version__
-from tests.conftest import run_lcbot
+from tests.procs import lcbot, spawn
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -201,19 +201,23 @@ def test_unknown_keys_survive_every_edit(cfg_path, cli):
 
 
 def test_subprocess_add_and_list(cfg_path):
-    added = run_lcbot("user", "add", "frank", "--pri", "user", cwd=cfg_path.parent)
+    added = lcbot(cfg_path.parent, "user", "add", "frank", "--pri", "user")
     assert added.returncode == 0, added.stderr
-    listed = run_lcbot("user", "list", "--json", cwd=cfg_path.parent)
+    listed = lcbot(cfg_path.parent, "user", "list", "--json")
     assert [u["name"] for u in json.loads(listed.stdout)] == ["alice", "bob", "frank"]
-    bad = run_lcbot("user", "add", "frank", "--pri", "user", cwd=cfg_path.parent)
+    bad = lcbot(cfg_path.parent, "user", "add", "frank", "--pri", "user")
     assert bad.returncode == 2 and "already exists" in bad.stderr
 
 
 def test_twenty_concurrent_adds_lose_nothing(cfg_path):
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "lcbot", "user", "add", f"u{i}", "--pri", "user"],
-            cwd=cfg_path.parent,
+        spawn(
+            cfg_path.parent,
+            "user",
+            "add",
+            f"u{i}",
+            "--pri",
+            "user",
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

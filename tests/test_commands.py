@@ -58,9 +58,10 @@ def test_parse_round_trips_name_and_extra(name, extra):
 
 
 def test_registry_decorator_add_update_remove(caplog):
-    registry = Registry(plugin="first")
+    registry = Registry(rank={"first": 0, "second": 1})
+    first = registry.for_plugin("first")
 
-    @registry.command("Ping", help="reply pong")
+    @first.command("Ping", help="reply pong")
     def ping(ctx):
         return "pong"
 
@@ -68,16 +69,26 @@ def test_registry_decorator_add_update_remove(caplog):
     assert ping_cmd.name == "ping" and ping_cmd.plugin == "first"
     assert ping_cmd.kind is CmdType.GET and ping_cmd.pri is Pri.USER
 
-    registry.plugin = "second"
+    second = registry.for_plugin("second")
     with caplog.at_level(logging.WARNING):
-        assert registry.add(Command("ping", lambda ctx: "other")) is False
+        assert second.add(Command("ping", lambda ctx: "other")) is False
     assert "'second'" in caplog.text and "'first'" in caplog.text
     assert registry.get("ping").handler is ping
+    with pytest.raises(KeyError):  # a plugin changes only its own commands
+        second.update("ping", pri=Pri.ROOT)
+    assert second.remove("ping") is None
 
-    updated = registry.update("ping", pri=Pri.ADMIN)
+    updated = first.update("ping", pri=Pri.ADMIN)
     assert updated.pri is Pri.ADMIN and registry.get("ping").pri is Pri.ADMIN
-    assert registry.remove("ping") is updated
+    assert first.remove("ping") is updated
     assert registry.get("ping") is None and len(registry) == 0
+
+
+def test_earlier_loaded_plugin_keeps_a_name_whatever_the_call_order():
+    registry = Registry(rank={"builtin": 0, "late": 1})
+    registry.for_plugin("late").add(Command("help", lambda ctx: "mine"))
+    registry.for_plugin("builtin").add(Command("help", lambda ctx: "builtin"))
+    assert registry.get("help").plugin == "builtin"
 
 
 def test_command_validation():
@@ -92,7 +103,7 @@ def test_command_validation():
 
 
 def test_docstring_is_default_help():
-    registry = Registry()
+    registry = Registry().for_plugin("p")
 
     @registry.command("doc")
     def doc(ctx):

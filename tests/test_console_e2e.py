@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import REPO, WAIT, Bot, bots, lcbot_json, run_console
+from tests.procs import REPO, WAIT, Bot, bots, lcbot_json, patched, run_console
 
 STATUS_RE = re.compile(r"^up .+ \| load .+ \| mem .+ \| disk .+ \| interval (\d+)s$")
 # help lines of the commands these tests use (built-in plugins may add more)
@@ -194,53 +194,49 @@ def test_signal_stops_cleanly(project, start_bot, sig):
 # --- durability ---------------------------------------------------------------------------------
 
 # The drainer may join a recipient's pending messages into one send, so ``burst`` waits for
-# each of its first BLOCK_AFTER replies to be sent before it queues the next: exactly that
-# many sends deliver one message each, then the remaining replies are queued at once and
-# the next send never ends.
-BLOCKER = """\
+# each of its first LIMIT replies to be sent before it queues the next: exactly that many
+# sends deliver one message each, then the remaining replies are queued at once and the
+# next send never ends. The blocking send is fault injection from outside lcbot (the
+# child's sitecustomize); the folder plugin only waits for it.
+BLOCK_SENDS = """\
 import asyncio
-import os
 import threading
 
+from lcbot.transports.console import ConsoleTransport
+
+LIMIT = 3
+sent = threading.Condition()
+count = [0]
+original = ConsoleTransport.send
+
+
+async def send(self, address, text):
+    if count[0] >= LIMIT:
+        await asyncio.Event().wait()  # this send (and every later one) never ends
+    await original(self, address, text)
+    with sent:
+        count[0] += 1
+        sent.notify_all()
+
+
+ConsoleTransport.send = send
+"""
+
+BURST = """\
 from lcbot import hookimpl
-
-_sent = threading.Condition()
-_count = [0]
-
-
-def _limit():
-    value = os.environ.get("BLOCK_AFTER")
-    return int(value) if value else None
-
-
-@hookimpl
-def lcbot_startup(app):
-    limit = _limit()
-    if limit is None:
-        return
-    original = app.transport.send
-
-    async def send(recipient, text):
-        if _count[0] >= limit:
-            await asyncio.Event().wait()  # this send (and every later one) never ends
-        await original(recipient, text)
-        with _sent:
-            _count[0] += 1
-            _sent.notify_all()
-
-    app.transport.send = send
 
 
 @hookimpl
 def register_commands(registry):
     @registry.command("burst", help="ten replies")
     def burst(ctx):
-        limit = _limit() or 0
+        import sitecustomize as blocked  # BLOCK_SENDS, in run 1 only
+
         for i in range(10):
             ctx.reply(f"msg {i}")
-            if i < limit:
-                with _sent:
-                    if not _sent.wait_for(lambda: _count[0] > i, timeout=20):
+            if i < blocked.LIMIT:
+                with blocked.sent:
+                    if not blocked.sent.wait_for(lambda: blocked.count[0] > i, timeout=20):
                         raise RuntimeError(f"msg {i} was not sent")
 """
 
@@ -252,12 +248,12 @@ def outbox_rows(db_path: Path) -> list[tuple[int, str, str, str]]:
         return db.execute("SELECT id, recipient, text, state FROM outbox ORDER BY id").fetchall()
 
 
-def test_outbox_survives_sigkill(project, start_bot):
-    (project / "plugins" / "blocker.py").write_text(BLOCKER)
+def test_outbox_survives_sigkill(project, start_bot, tmp_path):
+    (project / "plugins" / "burst.py").write_text(BURST)
     db_path = project / ".lcbot" / "lcbot.db"
 
     # Run 1: three messages go out, the fourth send hangs; then the process is killed.
-    bot = start_bot(project, BLOCK_AFTER="3")
+    bot = start_bot(project, **patched(tmp_path / "blocked", BLOCK_SENDS))
     bot.send("burst")
     for i in range(3):
         bot.expect(f"msg {i}")

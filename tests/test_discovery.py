@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from lcbot.plugins import BUILTINS
-from tests.conftest import run_lcbot
+from tests.procs import lcbot
 
 BUILTIN = [module.rsplit(".", 1)[-1] for module in BUILTINS]  # "basics", …
 
@@ -156,7 +156,7 @@ def commands_in_process(cli) -> dict[str, dict]:
 
 def console(cwd: Path, text: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``lcbot run --transport console`` as a real process, fed ``text`` on stdin."""
-    result = run_lcbot("run", "--transport", "console", cwd=cwd, env=env, input=text)
+    result = lcbot(cwd, "run", "--transport", "console", input=text, **(env or {}))
     assert result.returncode == 0, result.stderr
     return result
 
@@ -175,7 +175,7 @@ def test_folder_module_plugin_is_listed_with_hooks_and_commands(cfg_path, cli):
 
 
         @hookimpl
-        def lcbot_startup(app):
+        def lcbot_startup(bot):
             pass
 
 
@@ -312,7 +312,7 @@ def with_dist(target: Path, **extra: str) -> dict[str, str]:
 
 
 def lcbot_json(cwd: Path, env: dict[str, str], *args: str):
-    result = run_lcbot(*args, "--json", cwd=cwd, env=env)
+    result = lcbot(cwd, *args, "--json", **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -510,7 +510,7 @@ def test_broken_plugins_are_reported_and_the_bot_runs_without_them(cfg_path, cli
 
 
         @hookimpl
-        def lcbot_startup(app):
+        def lcbot_startup(bot):
             raise OSError("no socket for badstart")
 
 

@@ -37,7 +37,7 @@ class Levels:
 def test_privilege_matrix(tmp_path, sender, level):
     async def go():
         async with running_bot(tmp_path, Levels()) as bot:
-            user_pri = bot.app.directory.by_name(sender).pri
+            user_pri = bot.app.roster.directory.by_name(sender).pri
             replies = await bot.send(sender, f"{level.label}cmd")
             expected = (
                 f"ran {level.label}" if user_pri <= level else f"not allowed: {level.label}cmd"
@@ -194,7 +194,7 @@ class Slow:
 def test_slow_handler_gets_one_notice_then_result(tmp_path):
     async def go():
         slow = Slow()
-        async with running_bot(tmp_path, slow, bot={"slow_notice": 0.2}) as bot:
+        async with running_bot(tmp_path, slow, config={"bot": {"slow_notice": 0.2}}) as bot:
             task = asyncio.create_task(bot.transport.inject("user1", "slow"))
             deadline = time.monotonic() + 5
             while not bot.to("user1") and time.monotonic() < deadline:
@@ -321,11 +321,11 @@ def test_quit_needs_yes_from_same_user(tmp_path):
             assert await bot.send("root1", "quit") == ["send yes within 60 s to stop the bot"]
             assert await bot.send("root1", "whoami") == ["root1 (root)"]  # cancels the quit
             assert await bot.send("root1", "yes") == ["unknown command 'yes' — send help"]
-            assert not bot.app._stop.is_set()
+            assert not bot.app.stopping
             await bot.send("root1", "quit")
             assert await bot.send("root1", "YES") == ["stopping: pending messages are sent first"]
             await asyncio.sleep(0)
-            assert bot.app._stop.is_set()
+            assert bot.app.stopping
 
     run(go())
 

@@ -7,10 +7,17 @@ import sqlite3
 
 import pytest
 
+from lcbot.db import Database
 from lcbot.drainer import Drainer, Pacing, split_text
 from lcbot.errors import ConfigError
-from lcbot.outbox import Outbox
+from lcbot.outbox import Feed, Outbox
+from lcbot.schema import SCHEMA
+from lcbot.transports.base import Address
 from lcbot.transports.memory import MemoryTransport
+
+
+def by_name(recipient: str) -> Address:
+    return Address("name", recipient, recipient)
 
 
 class Clock:
@@ -26,19 +33,25 @@ class Rig:
 
     def __init__(self, tmp_path, pacing: Pacing) -> None:
         self.path = tmp_path / "lcbot.db"
-        self.box = Outbox(self.path)
+        self.db = Database(self.path)
+        self.db.open()
+        self.feed = Feed()
+        self.box = Outbox(self.db, self.feed)
         self.box.open()
         self.transport = MemoryTransport()
         self.transport.set_ready(True)
         self.clock = Clock()
-        self.drainer = Drainer(self.box, self.transport, pacing, clock=self.clock)
+        self.drainer = Drainer(
+            self.feed, self.box, self.transport, by_name, pacing, clock=self.clock
+        )
 
     def put(self, recipient: str, text: str, priority: int = 0) -> None:
         self.box.put(recipient, text, "alert" if priority else "reply", priority)
 
     def store(self) -> None:
-        self.drainer.add(self.box.flush())
-        self.drainer.committed()
+        """Commit (messages and marks), and let the drainer take what the commit released."""
+        assert self.box.flush()
+        self.drainer.take_feed()
 
     async def round(self) -> list[tuple[str, str]]:
         before = len(self.transport.sent)
@@ -146,13 +159,18 @@ def test_unpaced_sends_one_coalesced_message_per_commit(tmp_path):
         rig.store()
         assert await rig.round() == [("alice", "\n".join(f"line {i}" for i in range(5)))]
         rig.put("alice", "later")
-        rig.drainer.add(rig.box.flush())  # stored, but the previous send's mark not yet
-        rig.drainer.uncommitted.add("alice")
+        rig.put("bob", "first")
+        rig.store()
+        await rig.drainer.send_round()  # bob's first message goes; its mark is not stored
+        rig.put("bob", "second")
+        assert rig.box.flush()  # stores "second" and bob's mark in one commit…
+        rig.drainer.add(rig.feed.take())  # …but the drainer has only taken the message
+        sent = len(rig.transport.sent)
         await rig.drainer.send_round()
-        assert rig.transport.sent[-1][1] != "later"  # waits for the commit
-        rig.drainer.committed()
+        assert rig.transport.sent[sent:] == []  # bob waits until his mark is known stored
+        rig.drainer.take_feed()
         await rig.drainer.send_round()
-        assert rig.transport.sent[-1] == ("alice", "later")
+        assert rig.transport.sent[-1] == ("bob", "second")
 
     run(go())
 
@@ -212,14 +230,19 @@ def test_retry_with_backoff_then_dead_and_others_not_held_up(tmp_path):
     run(go())
 
 
+def pacing(table: dict, paced: bool) -> Pacing:
+    return Pacing.from_settings(SCHEMA["ratelimit"].load(table, "x"), paced)
+
+
 def test_pacing_from_config():
-    wechat = Pacing.from_config({}, paced=True, where="x")
+    wechat = pacing({}, paced=True)
     assert (wechat.per_second, wechat.per_minute, wechat.per_recipient_gap) == (1, 40, 3)
-    console = Pacing.from_config({}, paced=False, where="x")
+    console = pacing({}, paced=False)
     assert (console.per_second, console.per_minute, console.per_recipient_gap) == (0, 0, 0)
-    tuned = Pacing.from_config({"per_minute": 0, "max_chars": 500}, paced=True, where="x")
+    tuned = pacing({"per_minute": 0, "max_chars": 500}, paced=True)
     assert tuned.per_minute == 0 and tuned.per_second == 1 and tuned.max_chars == 500
     with pytest.raises(ConfigError, match=r"ratelimit\.per_second"):
-        Pacing.from_config({"per_second": "fast"}, paced=False, where="x")
-    with pytest.raises(ConfigError, match="unknown key"):
-        Pacing.from_config({"per_hour": 3}, paced=False, where="x")
+        pacing({"per_second": "fast"}, paced=False)
+    with pytest.raises(ConfigError, match=r"ratelimit\.max_chars"):
+        pacing({"max_chars": 10}, paced=False)
+    assert SCHEMA["ratelimit"].unknown_keys({"per_hour": 3}) == ["per_hour"]

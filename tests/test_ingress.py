@@ -23,11 +23,8 @@ import aiohttp
 import pytest
 
 from lcbot import hookimpl
-from lcbot.app import App
-from lcbot.config import validate
 from lcbot.errors import ConfigError
-from lcbot.plugins import PluginHost
-from lcbot.transports.memory import MemoryTransport
+from lcbot.testing import Harness
 from tests.engine import running_bot
 from tests.procs import WAIT, bots, lcbot, make_project, query, wait_until
 
@@ -124,11 +121,11 @@ def client(bot, token: str | None = None) -> Client:
 
 def stored(bot) -> int:
     """Rows in the alerts table."""
-    return bot.app.outbox.db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    return bot.app.db.conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
 
 
 def alert_row(bot, alert_id: int) -> dict:
-    db = bot.app.outbox.db
+    db = bot.app.db.conn
     row = db.execute(
         "SELECT text, level, title, key, resolved, source, state, outcome FROM alerts WHERE id = ?",
         (alert_id,),
@@ -143,7 +140,7 @@ def alert_row(bot, alert_id: int) -> dict:
 async def settle(bot, timeout: float = SETTLE) -> None:
     """Wait until the bot's own poller (woken by the ingress) has routed every stored alert
     and every queued message is sent."""
-    db = bot.app.outbox.db
+    db = bot.app.db.conn
     deadline = time.monotonic() + timeout
     while db.execute("SELECT count(*) FROM alerts WHERE state = 'new'").fetchone()[0]:
         assert time.monotonic() < deadline, f"alerts not routed within {timeout}s"
@@ -243,7 +240,7 @@ def am_payload(*alerts: dict) -> dict:
 )
 def test_post_alert_is_recorded_and_routed_by_level(tmp_path, level, expected):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             body = {"text": "disk /var 97% on db-1"}
             if level is not None:
                 body["level"] = level
@@ -268,7 +265,7 @@ def test_post_alert_is_recorded_and_routed_by_level(tmp_path, level, expected):
 
 def test_post_alert_with_title_key_and_resolved(tmp_path):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             first = await http.post(
                 "/alert",
                 {"text": "load 12.5", "level": "critical", "title": "web-1", "key": "load:web-1"},
@@ -332,7 +329,7 @@ def test_alertmanager_firing_and_resolved_are_routed_by_severity(tmp_path):
     )
 
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             reply = await http.post("/alertmanager", payload)
             assert reply.status == 202, reply.body
             ids = reply.json()["ids"]
@@ -380,7 +377,7 @@ def test_alertmanager_severity_mapping_and_keys_without_fingerprint(tmp_path):
     )
 
     async def go():
-        async with running_bot(tmp_path, sections=sections) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=sections) as bot, client(bot) as http:
             reply = await http.post("/alertmanager", payload)
             assert reply.status == 202, reply.body
             rows = [alert_row(bot, i) for i in reply.json()["ids"]]
@@ -417,7 +414,7 @@ def test_alertmanager_repeat_is_deduplicated_until_resolved(tmp_path):
         )
 
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             ids = []
             for body in (firing(), firing()):
                 reply = await http.post("/alertmanager", body)
@@ -447,8 +444,10 @@ def test_alertmanager_repeat_is_deduplicated_until_resolved(tmp_path):
 
 
 def test_healthz_reports_transport_outbox_and_last_send(tmp_path):
+    sections = {**ingress(), "ratelimit": {"max_attempts": 1}}  # one failed send: dead
+
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=sections) as bot, client(bot) as http:
             reply = await http.get("/healthz")
             assert reply.status == 200 and reply.content_type == "application/json"
             health = reply.json()
@@ -466,7 +465,7 @@ def test_healthz_reports_transport_outbox_and_last_send(tmp_path):
 
             bot.transport.set_ready(False)  # e.g. WeChat logged out: messages wait
             assert (await http.post("/alert", {"text": "fyi"})).status == 202
-            db = bot.app.outbox.db
+            db = bot.app.db.conn
             deadline = time.monotonic() + SETTLE
             while db.execute("SELECT count(*) FROM outbox WHERE state='pending'").fetchone()[0] < 1:
                 assert time.monotonic() < deadline, "info alert never queued"
@@ -477,10 +476,12 @@ def test_healthz_reports_transport_outbox_and_last_send(tmp_path):
 
             bot.transport.set_ready(True)
             await settle(bot)
-            db.execute("UPDATE outbox SET state = 'dead' WHERE recipient = 'user1'")
+            bot.transport.fail_next = 1
+            assert (await http.post("/alert", {"text": "lost"})).status == 202
+            await settle(bot)
             health = (await http.get("/healthz")).json()
             assert health["transport"]["ready"] is True
-            assert health["outbox"] == {"pending": 0, "sent": 4, "dead": 1}
+            assert health["outbox"] == {"pending": 0, "sent": 5, "dead": 1}
 
     run(go())
 
@@ -511,7 +512,7 @@ def test_token_required_on_every_path(tmp_path, token):
     good_am = am_payload(am_alert("Auth", severity="critical", summary="am", fingerprint="a1"))
 
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot, token) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot, token) as http:
             for headers in BAD_AUTH:
                 for method, path, body in [
                     ("POST", "/alert", good_alert),
@@ -544,7 +545,7 @@ def test_token_required_on_every_path(tmp_path, token):
 
 def test_non_utf8_authorization_header_is_401(tmp_path, token):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot:
+        async with running_bot(tmp_path, config=ingress()) as bot:
             port = bot.app.ingress.port
             body = b'{"text": "sneaky"}'
             answer = await raw_http(
@@ -635,7 +636,7 @@ BAD_INPUT: list[tuple[str, Any, tuple[str, ...]]] = [
 
 def test_bad_input_is_400_naming_the_field_and_queues_nothing(tmp_path):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             for path, body, words in BAD_INPUT:
                 if isinstance(body, bytes):
                     reply = await http.post(path, data=body)
@@ -667,7 +668,7 @@ def test_bad_input_is_400_naming_the_field_and_queues_nothing(tmp_path):
 
 def test_body_size_limit_method_and_path(tmp_path):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             small = b'{"text": "boundary"}'
             exact = small + b" " * (MAX_BODY - len(small))  # valid JSON, exactly 1 MiB
             too_big = exact + b" "
@@ -723,7 +724,7 @@ def test_store_failure_mid_request_stores_nothing(tmp_path, path, raw):
     inserted, and the listener keeps working."""
 
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             reply = await http.post(path, data=raw)
             assert reply.status != 202, reply.body
             assert stored(bot) == 0
@@ -738,7 +739,7 @@ def test_store_failure_mid_request_stores_nothing(tmp_path, path, raw):
 @pytest.mark.parametrize(("path", "raw"), UNENCODABLE, ids=["alert", "alertmanager"])
 def test_unencodable_text_is_400(tmp_path, path, raw):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             reply = await http.post(path, data=raw)
             assert stored(bot) == 0
             assert reply.status == 400, (reply.status, reply.body)
@@ -749,7 +750,7 @@ def test_unencodable_text_is_400(tmp_path, path, raw):
 
 def test_deeply_nested_json_is_400(tmp_path):
     async def go():
-        async with running_bot(tmp_path, sections=ingress()) as bot, client(bot) as http:
+        async with running_bot(tmp_path, config=ingress()) as bot, client(bot) as http:
             reply = await http.post("/alert", data=b"[" * 100_000 + b"]" * 100_000)
             assert stored(bot) == 0
             assert (await http.get("/healthz")).status == 200  # the listener survives
@@ -761,36 +762,19 @@ def test_deeply_nested_json_is_400(tmp_path):
 # --- 6. security at start ---------------------------------------------------------------------
 
 
-async def refused_start(
-    tmp_path: Path, sections: dict, transport: MemoryTransport, *plugins: Any
-) -> ConfigError:
-    """Build and start an App that must refuse with ConfigError (when building or
-    starting it); a half-started App is stopped again. Returns the error."""
-    raw = {
-        "bot": {"data_dir": str(tmp_path / "data")},
-        "users": [{"name": "root1", "pri": "root"}],
-        "plugins": {"dirs": []},
-        **sections,
-    }
-    host = PluginHost()
-    for plugin in plugins:
-        host.register(plugin, type(plugin).__name__, source="dir")
-    app = None
-    try:
-        with pytest.raises(ConfigError) as caught:
-            app = App(validate(raw, tmp_path / "lcbot.toml"), transport, plugins=host)
-            await app.start()
-    finally:
-        if app is not None and app.outbox.db is not None:  # got far enough to need a stop
-            await app.stop(1)
-    if app is not None and app.ingress is not None:
-        assert app.ingress.port is None  # never bound
+async def refused_start(tmp_path: Path, sections: dict, *plugins: Any) -> ConfigError:
+    """Build and start a bot that must refuse with ConfigError (when building or starting
+    it). Returns the error."""
+    with pytest.raises(ConfigError) as caught:
+        bot = Harness(tmp_path, plugins, {"root1": "root"}, sections, builtins=False)
+        await bot.start()
+        await bot.stop()
     return caught.value
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0", "bot.example.com:0"])
 def test_exposed_listener_without_token_refuses_to_start(tmp_path, listen):
-    error = run(refused_start(tmp_path, ingress(listen=listen), MemoryTransport()))
+    error = run(refused_start(tmp_path, ingress(listen=listen)))
     message = str(error)
     assert "reachable from the network" in message and f"${TOKEN_ENV}" in message
 
@@ -798,7 +782,7 @@ def test_exposed_listener_without_token_refuses_to_start(tmp_path, listen):
 def test_exposed_listener_with_token_starts(tmp_path, token):
     async def go():
         sections = ingress(listen="0.0.0.0:0")
-        async with running_bot(tmp_path, sections=sections) as bot:
+        async with running_bot(tmp_path, config=sections) as bot:
             async with client(bot, token) as http:
                 assert (await http.get("/healthz")).status == 200
                 assert (await http.post("/alert", {"text": "via any address"})).status == 202
@@ -814,7 +798,7 @@ def test_ingress_disabled_by_default_and_stops_with_the_app(tmp_path):
     async def go():
         async with running_bot(tmp_path) as bot:
             assert bot.app.ingress is None
-        async with running_bot(tmp_path, sections=ingress()) as bot:
+        async with running_bot(tmp_path, config=ingress()) as bot:
             port = bot.app.ingress.port
             async with client(bot) as http:
                 assert (await http.get("/healthz")).status == 200
@@ -830,19 +814,19 @@ class Lifecycle:
         self.events: list[str] = []
 
     @hookimpl
-    def lcbot_startup(self, app):
+    def lcbot_startup(self, bot):
         self.events.append("startup")
 
     @hookimpl
-    def lcbot_shutdown(self, app):
+    def lcbot_shutdown(self, bot):
         self.events.append("shutdown")
 
 
 def test_exposed_listener_is_refused_before_anything_starts(tmp_path):
-    plugin, transport = Lifecycle(), MemoryTransport()
-    run(refused_start(tmp_path, ingress(listen="0.0.0.0:0"), transport, plugin))
-    assert transport.on_message is None, "transport started before the refusal"
-    assert plugin.events in ([], ["shutdown"]), "lcbot_startup ran before the refusal"
+    plugin = Lifecycle()
+    run(refused_start(tmp_path, ingress(listen="0.0.0.0:0"), plugin))
+    assert plugin.events == [], "lcbot_startup ran before the refusal"
+    assert not (tmp_path / "data").exists(), "the data dir was touched before the refusal"
 
 
 # --- 7. concurrency ---------------------------------------------------------------------------
@@ -852,7 +836,7 @@ def test_200_concurrent_posts_are_stored_and_routed_once_each(tmp_path):
     clients, per_client = 20, 10
 
     async def go():
-        async with running_bot(tmp_path, users=[("root1", "root")], sections=ingress()) as bot:
+        async with running_bot(tmp_path, users=[("root1", "root")], config=ingress()) as bot:
 
             async def one_client(c: int) -> list[tuple[str, int, Any]]:
                 results = []
@@ -875,7 +859,7 @@ def test_200_concurrent_posts_are_stored_and_routed_once_each(tmp_path):
                 assert alert_row(bot, alert_id)["text"] == text
 
             await settle(bot)
-            db = bot.app.outbox.db
+            db = bot.app.db.conn
             rows = db.execute("SELECT recipient, text, kind FROM outbox").fetchall()
             expected = Counter(("root1", f"INFO {t}", "alert:info") for t in ids)
             assert Counter(rows) == expected  # one outbox row per alert

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from lcbot.alerts import insert_alert
-from lcbot.store import connect
+from lcbot.alerts import make_alert
+from lcbot.db import connect, transaction
+from lcbot.db.alerts import insert_new
+from lcbot.db.outbox import retry
 from tests.procs import (
     bots,
     db_path,
     lcbot,
     lcbot_json,
     make_project,
+    patched,
     query,
     run_console,
     wait_until,
@@ -189,24 +192,23 @@ def test_retry_while_the_bot_runs_is_picked_up_within_a_second(project):
     ]
 
 
-# The first send of a text holding "flaky" fails; later sends work.
+# The first send of a text holding "flaky" fails; later sends work (the child's
+# sitecustomize: fault injection from outside lcbot).
 FLAKY = """\
-from lcbot import hookimpl
+from lcbot.transports.console import ConsoleTransport
 
-_failed = []
+failed = []
+original = ConsoleTransport.send
 
 
-@hookimpl
-def lcbot_startup(app):
-    original = app.transport.send
+async def send(self, address, text):
+    if "flaky" in text and not failed:
+        failed.append(text)
+        raise ConnectionError("flaky network")
+    await original(self, address, text)
 
-    async def send(recipient, text):
-        if "flaky" in text and not _failed:
-            _failed.append(text)
-            raise ConnectionError("flaky network")
-        await original(recipient, text)
 
-    app.transport.send = send
+ConsoleTransport.send = send
 """
 
 
@@ -215,20 +217,21 @@ def lcbot_startup(app):
     ["while-running", "before-start"],
 )
 def test_retried_row_gets_a_fresh_set_of_attempts(tmp_path, when):
-    project = make_project(tmp_path / "bot", {"me": "root"}, plugins={"flaky": FLAKY})
+    project = make_project(tmp_path / "bot", {"me": "root"})
+    flaky = patched(tmp_path / "flaky", FLAKY)
     seed(
         project,
         {"id": 1, "recipient": "me", "text": "flaky news", "state": "dead", "attempts": 20},
     )
     if when == "before-start":
         assert lcbot(project, "outbox", "retry", "1").returncode == 0
-        result = run_console(project, "")  # first send fails; retried after 1 s backoff
+        result = run_console(project, "", **flaky)  # first send fails; retried after 1 s
         assert result.returncode == 0, result.stderr
         assert "send to me failed (ConnectionError: flaky network)" in result.stderr
         assert result.stdout.splitlines() == ["flaky news"]
     else:
         with bots() as start:
-            bot = start(project)
+            bot = start(project, **flaky)
             bot.send("whoami")
             bot.expect("me (root)")
             assert lcbot(project, "outbox", "retry", "1").returncode == 0
@@ -340,18 +343,18 @@ def test_alerts_recent_lists_outcomes_newest_first(project):
 ECHO = """\
 from lcbot import hookimpl
 
-_app = []
+_bot = []  # a test plugin: the bot it runs in
 
 
 @hookimpl
-def lcbot_startup(app):
-    _app.append(app)
+def lcbot_startup(bot):
+    _bot.append(bot)
 
 
 @hookimpl
 def on_alert(alert):
     if alert.text == "ping":
-        _app[0].alert("pong")
+        _bot[0].alert("pong")
     return False
 """
 
@@ -369,10 +372,9 @@ def test_retried_row_is_sent_once_when_an_alert_wakes_the_router(tmp_path):
         # `lcbot alert ping` and `lcbot outbox retry 100`, committed together so that the
         # same router pass sees both (each alone is what those commands write)
         db = connect(db_path(project))
-        db.execute("BEGIN IMMEDIATE")
-        insert_alert(db, "ping", source="cli")
-        db.execute("UPDATE outbox SET state = 'retry' WHERE id = 100 AND state = 'dead'")
-        db.execute("COMMIT")
+        with transaction(db):
+            insert_new(db, [make_alert("ping", source="cli")])
+            assert retry(db, 100) == 1
         db.close()
         bot.expect("late news", timeout=5)
         wait_until(lambda: states(project)[100] == "sent", "row 100 marked sent")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from lcbot import config, pairing
-from lcbot.app import App
-from lcbot.plugins import PluginHost
-from lcbot.store import DB_NAME, connect
-from lcbot.transports.base import Incoming
-from lcbot.transports.memory import MemoryTransport
-from tests.conftest import run_lcbot
+from lcbot import pairing
+from lcbot.db import DB_NAME, connect
+from lcbot.testing import Harness
+from tests.procs import lcbot
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,22 +49,10 @@ def test_throttle():
     assert not throttle.blocked("c")
 
 
-class IdTransport(MemoryTransport):
-    identity = "id"
-
-    async def say(self, contact: str, text: str, name: str | None = None) -> None:
-        assert self.on_message is not None
-        await self.on_message(Incoming(contact, name or contact, text))
-
-
 async def start_app(path):
-    cfg = config.load(path)
-    host = PluginHost()
-    host.load_builtins()
-    transport = IdTransport()
-    app = App(cfg, transport, plugins=host)
-    await app.start()
-    return app, transport
+    """A bot on ``path`` that recognises senders by contact id (as on WeChat)."""
+    bot = await Harness(path.parent, toml=path, identity="id").start()
+    return bot.app, bot.transport
 
 
 def write_config(tmp_path):
@@ -88,19 +73,19 @@ def test_bind_writes_contact_id_and_commands_work(tmp_path):
         try:
             db = connect(tmp_path / "data" / DB_NAME)
             code = pairing.issue(db, "alice")
-            await transport.say("wx_alice", "whoami", name="alice")  # not bound: silence
+            await transport.inject("wx_alice", "whoami", name="alice")  # not bound: silence
             assert await app.drain(5) and transport.sent == []
-            await transport.say("wx_alice", f"bind {code}", name="Alice W")
+            await transport.inject("wx_alice", f"bind {code}", name="Alice W")
             assert await app.drain(5)
             assert transport.sent == [("alice", "bound: you are alice (admin); send help")]
             data = tomllib.loads(path.read_text())
             assert data["users"][1] == {"name": "alice", "pri": "admin", "wxid": "wx_alice"}
             assert data["custom"] == {"keep": True}
-            await transport.say("wx_alice", "whoami")
+            await transport.inject("wx_alice", "whoami")
             assert await app.drain(5)
             assert transport.sent[-1] == ("alice", "alice (admin)")
             # the code was used up; another contact cannot reuse it
-            await transport.say("wx_mallory", f"bind {code}", name="alice")
+            await transport.inject("wx_mallory", f"bind {code}", name="alice")
             assert await app.drain(5)
             assert transport.sent[-1] == ("contact:wx_mallory", pairing.REFUSAL)
         finally:
@@ -118,18 +103,18 @@ def test_wrong_codes_get_one_refusal_then_silence(tmp_path):
             db = connect(tmp_path / "data" / DB_NAME)
             good = pairing.issue(db, "bob")
             for guess in ("AAAAA-AAAAA", "short", "", "22222-22222", "zzzzz zzzzz"):
-                await transport.say("wx_bad", f"bind {guess}")
+                await transport.inject("wx_bad", f"bind {guess}")
             assert await app.drain(5)
             refusals = [t for r, t in transport.sent if r == "contact:wx_bad"]
             assert "\n".join(refusals).split("\n") == [pairing.REFUSAL] * 5
-            await transport.say("wx_bad", f"bind {good}")  # even the right code: ignored now
+            await transport.inject("wx_bad", f"bind {good}")  # even the right code: ignored now
             assert await app.drain(5)
             assert [t for r, t in transport.sent if r == "contact:wx_bad"] == refusals
             assert "wxid" not in tomllib.loads(path.read_text())["users"][2]
-            await transport.say("wx_bob", f"bind {good}")  # another contact is not blocked
+            await transport.inject("wx_bob", f"bind {good}")  # another contact is not blocked
             assert await app.drain(5)
             assert transport.sent[-1] == ("bob", "bound: you are bob (user); send help")
-            await transport.say("wx_bob", "silence disk 1h")
+            await transport.inject("wx_bob", "silence disk 1h")
             assert await app.drain(5)
             assert transport.sent[-1] == ("bob", "not allowed: silence")
         finally:
@@ -144,11 +129,11 @@ def test_name_spoofing_is_ignored(tmp_path):
     async def go():
         app, transport = await start_app(path)
         try:
-            await transport.say("wx_fake", "help", name="root")  # display name copied
-            await transport.say("wx_fake", "quit", name="root")
+            await transport.inject("wx_fake", "help", name="root")  # display name copied
+            await transport.inject("wx_fake", "quit", name="root")
             assert await app.drain(5)
             assert transport.sent == []
-            await transport.say("wx_root", "whoami", name="someone else")
+            await transport.inject("wx_root", "whoami", name="someone else")
             assert await app.drain(5)
             assert transport.sent == [("root", "root (root)")]
         finally:
@@ -158,21 +143,19 @@ def test_name_spoofing_is_ignored(tmp_path):
 
 
 def test_cli_user_add_prints_code_and_invite(cfg_path):
-    added = run_lcbot("user", "add", "dora", "--pri", "user", cwd=cfg_path.parent)
+    added = lcbot(cfg_path.parent, "user", "add", "dora", "--pri", "user")
     assert added.returncode == 0, added.stderr
     assert "pairing code for dora (valid 24 h, single use): " in added.stdout
     code = added.stdout.split("single use): ")[1].split()[0]
     db = connect(cfg_path.parent / ".lcbot" / DB_NAME)
-    invited = run_lcbot("user", "invite", "dora", "--json", cwd=cfg_path.parent)
+    invited = lcbot(cfg_path.parent, "user", "invite", "dora", "--json")
     assert invited.returncode == 0, invited.stderr
     import json
 
     fresh = json.loads(invited.stdout)["code"]
     assert fresh != code
     assert pairing.redeem(db, code) is None and pairing.redeem(db, fresh) == "dora"
-    with_id = run_lcbot(
-        "user", "add", "eve", "--pri", "user", "--wxid", "wx_e", cwd=cfg_path.parent
-    )
+    with_id = lcbot(cfg_path.parent, "user", "add", "eve", "--pri", "user", "--wxid", "wx_e")
     assert "pairing code" not in with_id.stdout
-    missing = run_lcbot("user", "invite", "nobody", cwd=cfg_path.parent)
+    missing = lcbot(cfg_path.parent, "user", "invite", "nobody")
     assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr

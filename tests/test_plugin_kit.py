@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,22 +10,13 @@ from pathlib import Path
 import pytest
 
 from lcbot import CmdType, Pri, hookimpl
-from tests.procs import child_env, make_project
+from tests import procs
+from tests.procs import child_env, make_project, with_path
 
 
 def lcbot(*args: str, cwd: Path, pythonpath: Path | None = None, input: str = ""):
-    env = child_env()
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "lcbot", *args],
-        cwd=cwd,
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = with_path(pythonpath) if pythonpath is not None else {}
+    return procs.lcbot(cwd, *args, input=input, timeout=120, **env)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +76,7 @@ def test_scaffold_tests_pass_with_pytest(installed):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "3 passed" in result.stdout
 
 
 def test_installed_scaffold_is_listed_and_answers_on_the_console(installed, tmp_path):

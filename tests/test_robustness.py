@@ -2,7 +2,7 @@
 misbehave, shutdown with work in flight, config edits seen by a running bot, two bots on
 one data dir, and bad CLI input (exit code 2 and an ``error:`` line, never a traceback).
 
-In-process bots (``tests.engine``) where possible; real ``python -m lcbot`` processes for
+In-process bots (``lcbot.testing``) where possible; real ``python -m lcbot`` processes for
 exit codes. Every wait is bounded.
 """
 
@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -21,16 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from lcbot import CmdType, Pri, config, hookimpl, pairing
-from lcbot.app import App
+from lcbot import CmdType, Pri, hookimpl, pairing
+from lcbot.db import DB_NAME, connect
 from lcbot.drainer import Pacing
 from lcbot.errors import ConfigError
-from lcbot.plugins import PluginHost
-from lcbot.store import DB_NAME, connect
+from lcbot.schema import SCHEMA
+from lcbot.testing import Harness
 from lcbot.transports.base import Incoming
-from lcbot.transports.memory import MemoryTransport
-from tests.engine import Bot, running_bot
-from tests.procs import bots, child_env, make_project
+from tests.engine import running_bot
+from tests.procs import bots, lcbot, make_project, with_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,34 +52,6 @@ async def ask(bot, sender: str, text: str, timeout: float = STEP) -> list[str]:
         raise AssertionError(f"{text!r} from {sender} not handled within {timeout}s") from None
     assert await bot.app.drain(timeout), f"replies to {text!r} not sent within {timeout}s"
     return [t for r, t in bot.transport.sent[before:] if r == sender]
-
-
-def lcbot_run(
-    project: Path, *args: str, input: bytes | str = b"", timeout: float = 10.0, **env: str
-) -> tuple[int, str, str]:
-    """``python -m lcbot ARGS`` in ``project``: (exit code, stdout, stderr); bounded.
-
-    Arguments may hold lone surrogates: they reach the child as the raw bytes."""
-    data = input.encode() if isinstance(input, str) else input
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "lcbot", *args],
-            cwd=project,
-            env=child_env(**env),
-            input=data,
-            capture_output=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        err = (exc.stderr or b"").decode(errors="replace")[-2000:]
-        raise AssertionError(
-            f"lcbot {args} still running after {timeout}s; stderr: {err}"
-        ) from None
-    return (
-        done.returncode,
-        done.stdout.decode(errors="replace"),
-        done.stderr.decode(errors="replace"),
-    )
 
 
 def assert_clean_usage_error(rc: int, err: str) -> None:
@@ -129,9 +99,7 @@ def test_lone_surrogate_reply_is_replaced_and_does_not_block(tmp_path):
 
 def test_console_line_with_invalid_byte(tmp_path):
     project = make_project(tmp_path / "bot")
-    rc, out, err = lcbot_run(
-        project, "run", "--transport", "console", input=b"whoami\n\xff\nwhoami\n"
-    )
+    rc, out, err = lcbot(project, "run", "--transport", "console", input=b"whoami\n\xff\nwhoami\n")
     assert "Traceback" not in err, err
     assert rc == 0, err
     assert out.splitlines().count("me (root)") == 2, out
@@ -227,9 +195,9 @@ def register_commands(registry):
     [("fetch", "fetch failed: upstream down"), ("bye", "bye failed: 3")],
     ids=["coroutine-from-def", "sys-exit-in-async-def"],
 )
-def test_odd_handlers_in_lcbot_run(tmp_path, command, answer):
+def test_odd_handlers_in_lcbot(tmp_path, command, answer):
     project = make_project(tmp_path / "bot", plugins={"odd": ODD_PLUGIN})
-    rc, out, err = lcbot_run(project, "run", "--transport", "console", input=f"{command}\nwhoami\n")
+    rc, out, err = lcbot(project, "run", "--transport", "console", input=f"{command}\nwhoami\n")
     assert out.splitlines() == [answer, "me (root)"], err[-2000:]
     assert rc == 0, err[-2000:]
 
@@ -259,19 +227,13 @@ class BadHook:
 def test_bad_on_alert_values_do_not_lose_the_batch(tmp_path, change):
     async def go():
         async with running_bot(tmp_path, BadHook(change)) as bot:
-            bad = bot.app.alert("db down", level="critical")
-            good = bot.app.alert("disk full", level="critical")  # same batch
-
-            async def routed():
-                assert await bot.app.drain(STEP)
-                rows = bot.app.outbox.db.execute(
-                    "SELECT id, state FROM alerts WHERE id IN (?, ?)", (bad, good)
-                ).fetchall()
-                return dict(rows) if all(s != "new" for _, s in rows) else None
-
-            states = await await_for(routed, "both alerts routed")
-            assert states[good] == "delivered", states
-            assert states[bad] in ("failed", "delivered"), states
+            raising = bot.app.bot("test")
+            bad = raising.alert("db down", level="critical")
+            good = raising.alert("disk full", level="critical")  # same batch
+            assert await bot.app.drain(STEP)
+            states = {a.id: bot.outcome(a)["state"] for a in (bad, good)}
+            assert states[good.id] == "delivered", states
+            assert states[bad.id] in ("failed", "delivered"), states
             assert await bot.app.drain(STEP)
             for user in ("root1", "admin1", "user1"):
                 assert "CRITICAL disk full" in bot.lines(user), bot.transport.sent
@@ -322,23 +284,11 @@ class Finishing:
             return "done"
 
 
-def new_app(tmp_path: Path, *plugins, users=(("alice", "root"),)) -> tuple[App, MemoryTransport]:
-    raw = {
-        "bot": {"data_dir": str(tmp_path / "data")},
-        "users": [{"name": n, "pri": p} for n, p in users],
-        "plugins": {"dirs": []},
-    }
-    host = PluginHost()
-    host.load_builtins()
-    for plugin in plugins:
-        host.register(plugin, plugin.__name__, source="dir")
-    transport = MemoryTransport()
-    return App(config.validate(raw, tmp_path / "lcbot.toml"), transport, plugins=host), transport
-
-
 @pytest.mark.parametrize("command", ["slow", "aslow"])
 def test_stop_waits_for_running_handlers(tmp_path, command):
-    app, transport = new_app(tmp_path, Finishing())
+    bot = Harness(tmp_path, [Finishing()], users={"alice": "root"})
+    app, transport = bot.app, bot.transport
+    app.stop_wait = 5
 
     async def go():
         async def stop_soon():
@@ -353,7 +303,7 @@ def test_stop_waits_for_running_handlers(tmp_path, command):
         asking = asyncio.create_task(inject())
         stopping = asyncio.create_task(stop_soon())
         started = time.monotonic()
-        assert await asyncio.wait_for(app.run(5), 10) == 0
+        assert await asyncio.wait_for(app.run(), 10) == 0
         assert time.monotonic() - started < 5
         await asyncio.gather(asking, stopping, return_exceptions=True)
 
@@ -384,7 +334,7 @@ class Scheduling:
     def register_commands(self, registry):
         @registry.command("sched")
         def sched(ctx):  # plain def: runs in a worker thread
-            job = ctx.app.every(0.1, self.tick, name="ticker")
+            job = ctx.bot.every(0.1, self.tick, name="ticker")
             return f"scheduled {job.name}"
 
 
@@ -416,40 +366,32 @@ def test_every_from_plain_def_handler(tmp_path):
 )
 def test_pacing_counts_must_be_integers(key, value):
     with pytest.raises(ConfigError, match=key):
-        Pacing.from_config({key: value}, False, "lcbot.toml")
-    with pytest.raises(ConfigError, match=key):
-        Pacing.from_config({key: value}, True, "lcbot.toml")
+        SCHEMA["ratelimit"].load({key: value}, "lcbot.toml")
 
 
 def test_pacing_gap_may_be_fractional():
-    pacing = Pacing.from_config({"per_recipient_gap": 1.5, "per_second": 2}, True, "lcbot.toml")
+    values = SCHEMA["ratelimit"].load({"per_recipient_gap": 1.5, "per_second": 2}, "lcbot.toml")
+    pacing = Pacing.from_settings(values, paced=True)
     assert pacing.per_recipient_gap == 1.5 and pacing.per_second == 2
 
 
 # --- 10. pairing codes of removed users -----------------------------------------------------
 
 
-class IdTransport(MemoryTransport):
-    identity = "id"
-
-
 def test_code_of_removed_user_does_not_bind_a_new_namesake(tmp_path):
     project = make_project(tmp_path / "bot")
     path = project / "lcbot.toml"
-    rc, out, err = lcbot_run(project, "user", "add", "alice", "--pri", "user")
+    rc, out, err = lcbot(project, "user", "add", "alice", "--pri", "user")
     assert rc == 0, err
     code = re.search(r"single use\): (\S+)", out)[1]
-    rc, _, err = lcbot_run(project, "user", "remove", "alice")
+    rc, _, err = lcbot(project, "user", "remove", "alice")
     assert rc == 0, err
-    rc, _, err = lcbot_run(project, "user", "add", "Alice", "--pri", "admin", "--wxid", "wxid_real")
+    rc, _, err = lcbot(project, "user", "add", "Alice", "--pri", "admin", "--wxid", "wxid_real")
     assert rc == 0, err
 
     async def go():
-        transport = IdTransport()
-        host = PluginHost()
-        host.load_builtins()
-        app = App(config.load(path), transport, plugins=host)
-        await app.start()
+        bot = await Harness(project, toml=path, identity="id").start()
+        app, transport = bot.app, bot.transport
         try:
             await transport.on_message(Incoming("wxid_attacker", "Alice", f"bind {code}"))
             await transport.on_message(Incoming("wxid_attacker", "Alice", "whoami"))
@@ -482,16 +424,11 @@ def test_running_bot_sees_user_edits(tmp_path):
     path = project / "lcbot.toml"
 
     async def go():
-        transport = MemoryTransport()
-        host = PluginHost()
-        host.load_builtins()
-        host.register(AdminOnly(), "adminonly", source="dir")
-        app = App(config.load(path), transport, plugins=host)
-        await app.start()
-        bot = Bot(app, transport)
+        bot = await Harness(project, [AdminOnly()], toml=path).start()
+        app = bot.app
 
         async def cli(*args):
-            rc, _, err = await asyncio.to_thread(lcbot_run, project, "user", *args)
+            rc, _, err = await asyncio.to_thread(lcbot, project, "user", *args)
             assert rc == 0, err
 
         async def answer(sender, text, want):
@@ -540,7 +477,7 @@ def test_empty_load_plugins_disables_only_installed_plugins(tmp_path):
     pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
 
     def statuses(**env):
-        rc, out, err = lcbot_run(project, "plugins", "list", "--json", PYTHONPATH=pythonpath, **env)
+        rc, out, err = lcbot(project, "plugins", "list", "--json", PYTHONPATH=pythonpath, **env)
         assert rc == 0, err
         return {r["name"]: r["status"] for r in json.loads(out)}
 
@@ -616,7 +553,7 @@ def test_bad_input_is_a_usage_error(tmp_path, case):
     args = arguments(project)
     path = project / "lcbot.toml"
     before = path.read_bytes()
-    rc, _, err = lcbot_run(project, *args)
+    rc, _, err = lcbot(project, *args)
     assert_clean_usage_error(rc, err)
     assert path.read_bytes() == before  # nothing half-done
     assert not (project / "missing").exists()
@@ -632,7 +569,7 @@ def test_user_add_through_symlinked_config(tmp_path):
     real.write_text('[bot]\ndata_dir = ".lcbot"\n\n[[users]]\nname = "me"\npri = "root"\n')
     link = tmp_path / "work" / "lcbot.toml"
     link.symlink_to(Path("..") / "real" / "lcbot.toml")
-    rc, _, err = lcbot_run(tmp_path / "work", "user", "add", "bob", "--pri", "user")
+    rc, _, err = lcbot(tmp_path / "work", "user", "add", "bob", "--pri", "user")
     assert rc == 0, err
     assert link.is_symlink(), "the link was replaced by a regular file"
     assert os.readlink(link) == str(Path("..") / "real" / "lcbot.toml")
@@ -643,28 +580,30 @@ def test_user_add_through_symlinked_config(tmp_path):
 # --- 15. an internal task failure is a failed run -------------------------------------------
 
 BREAK_DRAINER = """\
-from lcbot import hookimpl
+# sitecustomize: runs at interpreter start in the child; breaks the drainer's send round
+from lcbot.drainer import Drainer
+
+original = Drainer.send_round
 
 
-@hookimpl
-def lcbot_startup(app):
-    original = app.drainer.send_round
+async def send_round(self):
+    if AFTER_SEND:
+        await original(self)
+    raise RuntimeError("drainer broke")
 
-    async def send_round():
-        if AFTER_SEND:
-            await original()
-        raise RuntimeError("drainer broke")
 
-    app.drainer.send_round = send_round
+Drainer.send_round = send_round
 """
 
 
 @pytest.mark.parametrize("after_send", [True, False], ids=["after-send", "nothing-sent"])
 def test_internal_task_failure_exits_1(tmp_path, after_send):
-    source = BREAK_DRAINER.replace("AFTER_SEND", str(after_send))
-    project = make_project(tmp_path / "bot", plugins={"breaker": source})
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(BREAK_DRAINER.replace("AFTER_SEND", str(after_send)))
+    project = make_project(tmp_path / "bot")
     with bots() as start:
-        bot = start(project)
+        bot = start(project, **with_path(inject))
         bot.send("whoami")  # the first send round breaks the drainer
         rc = bot.wait(10)
         assert rc == 1, f"exit code {rc}; stderr: {bot.stderr[-2000:]}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import child_env, lcbot, make_project, wait_until
+from tests.procs import lcbot, make_project, spawn, wait_until
 from tests.wechaty_mock import WechatyMockServer
 
 if sys.version_info >= (3, 11):
@@ -82,10 +82,12 @@ class WeChatBot:
     def __init__(self, project: Path, server: WechatyMockServer) -> None:
         self.server = server
         self.log = (project.parent / f"bot-{time.monotonic_ns()}.log").open("w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lcbot", "run", "--transport", "wechaty"],
-            cwd=project,
-            env=child_env(**server.env()),
+        self.proc = spawn(
+            project,
+            "run",
+            "--transport",
+            "wechaty",
+            env=server.env(),
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -25,13 +25,13 @@ def register_commands(registry):
     @registry.command("mute", usage="mute [DURATION]", help="pause alerts to you (default 1h)")
     async def mute(ctx):
         seconds = _duration(ctx.extra) if ctx.extra else DEFAULT_MUTE
-        ctx.app.alerts.mute(ctx.user.name, seconds)
+        ctx.bot.alerts.mute(ctx.user.name, seconds)
         until = time.strftime("%H:%M", time.localtime(time.time() + seconds))
         return f"alerts muted for {format_duration(seconds)} (until {until}); send unmute to end"
 
     @registry.command("unmute", help="receive alerts again")
     async def unmute(ctx):
-        was = ctx.app.alerts.unmute(ctx.user.name)
+        was = ctx.bot.alerts.unmute(ctx.user.name)
         return "alerts unmuted" if was else "alerts were not muted"
 
     @registry.command(
@@ -46,7 +46,7 @@ def register_commands(registry):
         if len(parts) != 2:
             raise CommandError("usage: silence KEY DURATION (e.g. silence disk:/ 2h)")
         key, seconds = parts[0], _duration(parts[1])
-        ctx.app.alerts.silence(key, seconds, ctx.user.name)
+        ctx.bot.alerts.silence(key, seconds, ctx.user.name)
         return f"silenced {key} for {format_duration(seconds)}"
 
     @registry.command(
@@ -58,11 +58,11 @@ def register_commands(registry):
     )
     async def unsilence(ctx):
         key = ctx.extra.split()[0]
-        return f"unsilenced {key}" if ctx.app.alerts.unsilence(key) else f"{key} was not silenced"
+        return f"unsilenced {key}" if ctx.bot.alerts.unsilence(key) else f"{key} was not silenced"
 
     @registry.command("silences", pri=Pri.ADMIN, help="list active silences")
     async def silences(ctx):
-        active = ctx.app.alerts.active_silences()
+        active = ctx.bot.alerts.active_silences()
         if not active:
             return "no active silences"
         now = time.time()

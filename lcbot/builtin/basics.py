@@ -11,19 +11,15 @@ from lcbot.users import Pri
 def register_commands(registry):
     @registry.command("help", help="list the commands you may run; help NAME for one")
     def help_(ctx):
-        app, user = ctx.app, ctx.user
+        mine = ctx.bot.commands(ctx.user)  # the commands this user may run
         if ctx.extra:
-            command = app.registry.get(ctx.extra.split()[0])
-            if command is None or not app.dispatcher.allowed(user, command, None):
-                return f"no command '{ctx.extra.split()[0]}' — send help"
+            word = ctx.extra.split()[0]
+            command = next((c for c in mine if c.name == word.lower()), None)
+            if command is None:
+                return f"no command '{word}' — send help"
             kind, pri = command.kind.name, command.pri.label
             return f"{command.usage_text}\n(type {kind}, least privilege {pri})"
-        lines = [
-            c.usage_text
-            for c in app.registry
-            if not c.hidden and app.dispatcher.allowed(user, c, None)
-        ]
-        return "commands:\n" + "\n".join(lines)
+        return "commands:\n" + "\n".join(c.usage_text for c in mine if not c.hidden)
 
     @registry.command("whoami", help="your user name and privilege")
     def whoami(ctx):

@@ -1,4 +1,4 @@
-"""``lcbot alert``, ``lcbot alerts recent`` and ``lcbot outbox list|retry|purge``.
+"""``lcbot alert``, ``lcbot alerts recent|purge`` and ``lcbot outbox list|retry|purge``.
 
 They work on the database in ``data_dir`` whether or not ``lcbot run`` is running: a
 running bot picks new alerts and retried rows up within a second.
@@ -23,7 +23,7 @@ outbox_app = sub_app("Inspect and repair the queue of outgoing messages.")
 
 
 def _db(config_path, create: bool = True):
-    from lcbot.store import DB_NAME, connect
+    from lcbot.db import DB_NAME, connect
 
     cfg = config.load(config_path)
     path = cfg.bot.data_dir / DB_NAME
@@ -34,6 +34,17 @@ def _db(config_path, create: bool = True):
 
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def _age(text: str) -> float:
+    from lcbot.durations import parse_duration
+
+    if text == "0s":
+        return 0.0
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
 
 
 def alert(
@@ -51,16 +62,18 @@ def alert(
     config_path: ConfigOption = None,
 ) -> None:
     """Raise an alert; prints its id. Works whether or not `lcbot run` is running."""
-    from lcbot.alerts import check_level, insert_alert
+    from lcbot.alerts import check_level, make_alert
+    from lcbot.db import transaction
+    from lcbot.db.alerts import insert_new
 
     check_level(level)
     if text == "-":
         text = sys.stdin.read()
-    if not text.strip():
-        raise UsageError("alert text is empty")
+    checked = make_alert(text, level, title, key, resolved, source="cli")
     db = _db(config_path)
     try:
-        alert_id = insert_alert(db, text, level, title, key, resolved, source="cli")
+        with transaction(db):
+            (alert_id,) = insert_new(db, [checked])
     finally:
         db.close()
     typer.echo(alert_id)
@@ -73,33 +86,10 @@ def recent(
     config_path: ConfigOption = None,
 ) -> None:
     """Recent alerts with their outcome: delivered to whom, deduplicated, silenced, …"""
-    import json
+    from lcbot.db.alerts import recent as recent_alerts
 
     db = _db(config_path, create=False)
-    rows = (
-        []
-        if db is None
-        else db.execute(
-            "SELECT id, created, level, title, text, key, resolved, source, state, outcome "
-            "FROM alerts ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-    )
-    items = [
-        {
-            "id": r[0],
-            "created": r[1],
-            "level": r[2],
-            "title": r[3],
-            "text": r[4],
-            "key": r[5],
-            "resolved": bool(r[6]),
-            "source": r[7],
-            "state": r[8],
-            "outcome": json.loads(r[9]) if r[9] else None,
-        }
-        for r in rows
-    ]
+    items = [] if db is None else recent_alerts(db, limit)
     if json_output:
         print_json(items)
         return
@@ -127,6 +117,26 @@ def recent(
     stdout().print(table)
 
 
+@alerts_app.command("purge")
+def purge_alerts(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete routed alerts older than this (e.g. 30d).")
+    ] = "30d",
+    config_path: ConfigOption = None,
+) -> None:
+    """Delete routed alerts older than --older-than (alerts not yet routed are kept)."""
+    from lcbot.db import transaction
+    from lcbot.db.alerts import purge
+
+    age = _age(older_than)
+    db = _db(config_path, create=False)
+    count = 0
+    if db is not None:
+        with transaction(db):
+            count = purge(db, time.time() - age)
+    stdout().print(f"purged {count} alert(s)")
+
+
 @outbox_app.command("list")
 def list_outbox(
     state: Annotated[
@@ -138,33 +148,12 @@ def list_outbox(
     config_path: ConfigOption = None,
 ) -> None:
     """List queued, sent and dead messages (newest first)."""
-    from lcbot.outbox import STATES
+    from lcbot.db.outbox import STATES, list_rows
 
     if state is not None and state not in STATES:
         raise UsageError(f"unknown state {state!r}; valid states: {', '.join(STATES)}")
     db = _db(config_path, create=False)
-    where, params = ("WHERE state = ?", (state,)) if state else ("", ())
-    rows = (
-        []
-        if db is None
-        else db.execute(
-            "SELECT id, created, recipient, kind, state, attempts, sent_at, last_error, text "
-            f"FROM outbox {where} ORDER BY id DESC LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-    )
-    keys = (
-        "id",
-        "created",
-        "recipient",
-        "kind",
-        "state",
-        "attempts",
-        "sent_at",
-        "last_error",
-        "text",
-    )
-    items = [dict(zip(keys, r, strict=True)) for r in rows]
+    items = [] if db is None else list_rows(db, state, limit)
     if json_output:
         print_json(items)
         return
@@ -195,20 +184,23 @@ def retry(
     config_path: ConfigOption = None,
 ) -> None:
     """Send dead messages again (a running bot picks them up within a second)."""
+    from lcbot.db import transaction
+    from lcbot.db.outbox import retry as mark_retry
+    from lcbot.db.outbox import state_of
+
     if (message_id is None) == (not dead):
         raise UsageError("give a message ID or --dead")
     db = _db(config_path, create=False)
     if db is None:
         raise UsageError("no outbox yet: nothing to retry")
-    if dead:
-        count = db.execute("UPDATE outbox SET state = 'retry' WHERE state = 'dead'").rowcount
-    else:
-        row = db.execute("SELECT state FROM outbox WHERE id = ?", (message_id,)).fetchone()
-        if row is None:
-            raise UsageError(f"no message {message_id}")
-        if row[0] != "dead":
-            raise UsageError(f"message {message_id} is {row[0]}, not dead")
-        count = db.execute("UPDATE outbox SET state = 'retry' WHERE id = ?", (message_id,)).rowcount
+    with transaction(db):
+        if not dead:
+            state = state_of(db, message_id)
+            if state is None:
+                raise UsageError(f"no message {message_id}")
+            if state != "dead":
+                raise UsageError(f"message {message_id} is {state}, not dead")
+        count = mark_retry(db, None if dead else message_id)
     stdout().print(f"{count} message(s) queued again")
 
 
@@ -221,20 +213,15 @@ def purge(
     config_path: ConfigOption = None,
 ) -> None:
     """Delete sent messages (pending and dead ones are never purged)."""
-    from lcbot.durations import parse_duration
+    from lcbot.db import transaction
+    from lcbot.db.outbox import purge_sent
 
     if not sent:
         raise UsageError("purge what? only --sent can be purged")
-    try:
-        age = parse_duration(older_than) if older_than != "0s" else 0.0
-    except ValueError as exc:
-        raise UsageError(f"--older-than: {exc}") from None
+    age = _age(older_than)
     db = _db(config_path, create=False)
-    count = (
-        0
-        if db is None
-        else db.execute(
-            "DELETE FROM outbox WHERE state = 'sent' AND sent_at <= ?", (time.time() - age,)
-        ).rowcount
-    )
+    count = 0
+    if db is not None:
+        with transaction(db):
+            count = purge_sent(db, time.time() - age)
     stdout().print(f"purged {count} sent message(s)")

@@ -44,21 +44,24 @@ def init(
 
 @app.command("check")
 def check(config_path: ConfigOption = None) -> None:
-    """Validate lcbot.toml (every section lcbot knows) and print a short summary."""
-    cfg = config.load(config_path)
-    from lcbot.alerts import AlertSettings
-    from lcbot.drainer import Pacing
+    """Validate lcbot.toml (every section lcbot and its plugins know); print a summary."""
+    cfg = config.load(config_path)  # every section of lcbot's schema is checked here
+    from lcbot.ingress import IngressSettings
+    from lcbot.plugins import load_host
+    from lcbot.schema import Section
     from lcbot.transports.wechaty import WechatySettings
 
     where = str(cfg.path)
-    AlertSettings.from_config(cfg.section("alerts"), where)
-    Pacing.from_config(cfg.section("ratelimit"), paced=True, where=where)
-    wechat = WechatySettings.from_config(cfg.section("wechaty"), cfg.section("security"), where)
-    from lcbot.ingress import IngressSettings
-
-    ingress = IngressSettings.from_config(cfg.section("ingress"), where)
+    ingress = IngressSettings.from_settings(cfg.settings["ingress"])
     if ingress.enabled:
         ingress.check_exposure(where)
+    host = load_host(cfg.plugins.dirs, cfg.plugins.disable)
+    unknown = cfg.unknown_keys()
+    for name, settings in host.config_schemas().items():
+        section = Section(name, tuple(settings))
+        section.load(cfg.raw.get(name), where)
+        unknown += [f"{name}.{key}" for key in section.unknown_keys(cfg.raw.get(name))]
+    wechat = WechatySettings.from_settings(cfg.settings["wechaty"], cfg.settings["security"])
     counts = {label: 0 for label in ("root", "admin", "user")}
     for user in cfg.users:
         counts[user.pri.label] += 1
@@ -78,5 +81,10 @@ def check(config_path: ConfigOption = None) -> None:
     out.print(f"  plugin dirs: {dirs}")
     if cfg.plugins.disable:
         out.print(f"  disabled plugins: {escape(', '.join(cfg.plugins.disable))}")
+    failed = [r.name for r in host.records.values() if r.status == "failed"]
+    if failed:
+        out.print(f"  [yellow]warning:[/] plugins that fail to load: {escape(', '.join(failed))}")
+    for key in unknown:
+        out.print(f"  [yellow]warning:[/] unknown key {escape(key)} (ignored)")
     if counts["root"] == 0:
         out.print("  [yellow]warning:[/] no root user: nobody can run root commands")

@@ -36,7 +36,7 @@ def _load(config_path):
     from lcbot.plugins import load_host
 
     cfg = config.load(config_path)
-    host = load_host(cfg)
+    host = load_host(cfg.plugins.dirs, cfg.plugins.disable)
     registry = host.register_commands(Registry())
     return host, registry
 

@@ -24,9 +24,7 @@ def setup_logging(level: str) -> None:
 def wechat_settings(cfg: config.Config):
     from lcbot.transports.wechaty import WechatySettings
 
-    return WechatySettings.from_config(
-        cfg.section("wechaty"), cfg.section("security"), str(cfg.path)
-    )
+    return WechatySettings.from_settings(cfg.settings["wechaty"], cfg.settings["security"])
 
 
 def choose_transport(cfg: config.Config, requested: str) -> str:
@@ -59,8 +57,10 @@ def run(
     config_path: ConfigOption = None,
 ) -> None:
     """Run the bot until quit, Ctrl-C, SIGTERM or (console) the end of input."""
-    if transport not in config.TRANSPORTS:
-        raise UsageError(f"unknown transport {transport!r}; use {', '.join(config.TRANSPORTS)}")
+    from lcbot.schema import TRANSPORTS
+
+    if transport not in TRANSPORTS:
+        raise UsageError(f"unknown transport {transport!r}; use {', '.join(TRANSPORTS)}")
     setup_logging(log_level)
     cfg = config.load(config_path)
     chosen = choose_transport(cfg, transport)

@@ -51,7 +51,7 @@ def add(
 
 
 def _pairing_db(config_path):
-    from lcbot.store import DB_NAME, connect
+    from lcbot.db import DB_NAME, connect
 
     return connect(config.load(config_path).bot.data_dir / DB_NAME)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,20 @@ class Incoming:
     reply_to: str | None = None
 
 
+@dataclass(frozen=True)
+class Address:
+    """Where a transport delivers one message.
+
+    ``kind``: ``"contact"`` (a contact id), ``"room"`` (a group chat id) or ``"name"`` (a
+    contact found by display name: the console, WeChat with ``identity = "name"``).
+    ``label`` is what to call it in logs and on the console (the user name when there is one).
+    """
+
+    kind: str
+    id: str
+    label: str
+
+
 OnMessage = Callable[[Incoming], Awaitable[None]]
 
 
@@ -31,27 +44,21 @@ class Transport:
     """Base class. Subclasses implement ``start``, ``send`` and ``stop``.
 
     * ``start(on_message)``: begin receiving; call ``await on_message(incoming)`` per message.
-    * ``send(recipient, text)``: deliver one message; return only when delivered, raise if not.
-      ``recipient`` is a user name, ``room:<id>`` or ``contact:<id>``.
+    * ``send(address, text)``: deliver one message; return only when delivered, raise if not.
     * ``stop()``: stop receiving and release resources.
     * ``ready`` / ``ready_event``: whether sending is possible now (the drainer waits on it).
-    * ``finished``: set by a transport whose input has ended (console EOF): the app stops.
+    * ``finished``: set by a transport whose input has ended (console EOF): the bot stops.
     * ``identity``: ``"id"`` to recognise users by ``wxid``, ``"name"`` by user name.
+    * ``paced``: whether WeChat's pace applies by default (``[ratelimit]``).
     """
 
     name = "base"
     identity = "name"
-    paced = False  # whether WeChat-style pacing applies by default
+    paced = False
 
     def __init__(self) -> None:
         self.ready_event = asyncio.Event()
         self.finished = asyncio.Event()
-        # user name → transport address (the WeChat contact id); set by the App
-        self.address_of: Callable[[str], str | None] = lambda name: name
-
-    def can_reach(self, user: Any) -> bool:
-        """Whether messages to ``user`` can be delivered (WeChat: only bound users)."""
-        return True
 
     @property
     def ready(self) -> bool:
@@ -63,10 +70,14 @@ class Transport:
         else:
             self.ready_event.clear()
 
+    def status(self) -> dict[str, object]:
+        """What ``/healthz`` shows of the transport beyond ``name`` and ``ready``."""
+        return {}
+
     async def start(self, on_message: OnMessage) -> None:
         raise NotImplementedError
 
-    async def send(self, recipient: str, text: str) -> None:
+    async def send(self, address: Address, text: str) -> None:
         raise NotImplementedError
 
     async def stop(self) -> None:

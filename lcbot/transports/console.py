@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import TextIO
 
-from lcbot.transports.base import Incoming, OnMessage, Transport
+from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 
 log = logging.getLogger("lcbot.console")
 
@@ -70,13 +70,13 @@ class ConsoleTransport(Transport):
         finally:
             self.finished.set()
 
-    async def send(self, recipient: str, text: str) -> None:
+    async def send(self, address: Address, text: str) -> None:
         from rich.markup import escape
 
-        if recipient == self.user:
+        if address.label == self.user:
             self.console.print(escape(text))
         else:
-            self.console.print(f"[bold]→ {escape(recipient)}:[/] {escape(text)}")
+            self.console.print(f"[bold]→ {escape(address.label)}:[/] {escape(text)}")
 
     async def stop(self) -> None:
         await super().stop()

@@ -6,14 +6,18 @@ exercise retries.
 
 from __future__ import annotations
 
-from lcbot.transports.base import Incoming, OnMessage, Transport
+from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 
 
 class MemoryTransport(Transport):
+    """``sent`` holds ``(address.label, text)``: the user name, or ``room:<id>`` /
+    ``contact:<id>``. ``identity`` is ``"name"`` unless given."""
+
     name = "memory"
 
-    def __init__(self, record: bool = True) -> None:
+    def __init__(self, record: bool = True, identity: str = "name") -> None:
         super().__init__()
+        self.identity = identity
         self.record = record
         self.sent: list[tuple[str, str]] = []
         self.sent_count = 0
@@ -24,15 +28,18 @@ class MemoryTransport(Transport):
         self.on_message = on_message
         self.set_ready(True)
 
-    async def send(self, recipient: str, text: str) -> None:
+    async def send(self, address: Address, text: str) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("memory transport: simulated failure")
         self.sent_count += 1
         if self.record:
-            self.sent.append((recipient, text))
+            self.sent.append((address.label, text))
 
-    async def inject(self, sender: str, text: str, room_id: str | None = None) -> None:
-        """Deliver a message from ``sender`` (a user name or id) and wait until it is handled."""
+    async def inject(
+        self, sender: str, text: str, room_id: str | None = None, name: str | None = None
+    ) -> None:
+        """Deliver a message from ``sender`` (a user name or contact id; display name
+        ``name``, default ``sender``) and wait until it is handled."""
         assert self.on_message is not None, "transport not started"
-        await self.on_message(Incoming(sender, sender, text, room_id))
+        await self.on_message(Incoming(sender, name or sender, text, room_id))

@@ -18,21 +18,17 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lcbot.errors import ConfigError
-from lcbot.transports.base import Incoming, OnMessage, Transport
+from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 
 log = logging.getLogger("lcbot.wechaty")
 
 ENDPOINT_ENV = "WECHATY_PUPPET_SERVICE_ENDPOINT"
 TOKEN_ENV = "WECHATY_PUPPET_SERVICE_TOKEN"
-ROOM_MODES = ("off", "mention")
-ROOM_REPLIES = ("room", "private")
-IDENTITIES = ("id", "name")
 
 
 @dataclass(frozen=True)
@@ -55,31 +51,16 @@ class WechatySettings:
         return bool(self.endpoint or self.token)
 
     @classmethod
-    def from_config(cls, wechaty: dict[str, Any], security: dict[str, Any], where: str):
-        def pick(table: dict[str, Any], key: str, default: Any, choices=None, kind=str) -> Any:
-            value = table.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise ConfigError(f"{where}: {key}: expected {kind.__name__}, got {value!r}")
-            if choices and value not in choices:
-                raise ConfigError(f"{where}: {key}: expected one of {', '.join(choices)}")
-            return value
-
-        endpoint = os.environ.get(ENDPOINT_ENV) or pick(wechaty, "endpoint", "") or None
-        if "token" in wechaty:
-            raise ConfigError(
-                f"{where}: [wechaty] token: never store the token in lcbot.toml; put it in "
-                f"the environment variable named by token_env (default {TOKEN_ENV})"
-            )
-        port = pick(wechaty, "port", 0, kind=int)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{where}: wechaty.port: expected 0-65535")
+    def from_settings(cls, wechaty: dict[str, Any], security: dict[str, Any]) -> WechatySettings:
+        """From the checked ``[wechaty]`` and ``[security]`` values (``Config.settings``);
+        ``$WECHATY_PUPPET_SERVICE_ENDPOINT`` wins over ``[wechaty] endpoint``."""
         return cls(
-            endpoint=endpoint,
-            token_env=pick(wechaty, "token_env", TOKEN_ENV),
-            port=port,
-            rooms=pick(wechaty, "rooms", "off", ROOM_MODES),
-            room_replies=pick(wechaty, "room_replies", "room", ROOM_REPLIES),
-            identity=pick(security, "identity", "id", IDENTITIES),
+            endpoint=os.environ.get(ENDPOINT_ENV) or wechaty["endpoint"] or None,
+            token_env=wechaty["token_env"],
+            port=wechaty["port"],
+            rooms=wechaty["rooms"],
+            room_replies=wechaty["room_replies"],
+            identity=security["identity"],
         )
 
 
@@ -98,7 +79,6 @@ class WechatyTransport(Transport):
         self.settings = settings
         self.identity = settings.identity
         self.data_dir = data_dir
-        self.address_of: Callable[[str], str | None] = lambda name: None  # set by the App
         self.logged_in_as: str | None = None
         self.down_since: float | None = time.monotonic()
         self._bot: Any = None
@@ -246,27 +226,22 @@ class WechatyTransport(Transport):
             stripped = re.sub(rf"@{re.escape(me)}[\u2005\u0020]?", "", text)
         return stripped.strip()
 
-    async def send(self, recipient: str, text: str) -> None:
+    async def send(self, address: Address, text: str) -> None:
         bot = self._bot
         if bot is None or not self.ready:
             raise ConnectionError("not logged in to WeChat")
-        if recipient.startswith("room:"):
-            target = bot.Room.load(recipient[5:])
-        elif recipient.startswith("contact:"):
-            target = bot.Contact.load(recipient[8:])
-        elif self.identity == "name":
-            target = await bot.Contact.find(recipient)
+        if address.kind == "room":
+            target = bot.Room.load(address.id)
+        elif address.kind == "name":
+            target = await bot.Contact.find(address.id)
             if target is None:
-                raise LookupError(f"no WeChat contact named {recipient!r}")
+                raise LookupError(f"no WeChat contact named {address.id!r}")
         else:
-            wxid = self.address_of(recipient)
-            if not wxid:
-                raise LookupError(f"user {recipient!r} is not bound to a WeChat contact")
-            target = bot.Contact.load(wxid)
+            target = bot.Contact.load(address.id)
         await target.say(text)
 
-    def can_reach(self, user: Any) -> bool:
-        return self.identity == "name" or bool(user.wxid)
+    def status(self) -> dict[str, object]:
+        return {"logged_in_as": self.logged_in_as, "down_since": self.down_since}
 
 
 class Redact(logging.Filter):

@@ -1,20 +1,14 @@
-"""The lcbot database (``<data_dir>/lcbot.db``): one SQLite file in WAL mode, shared by the
-running bot and CLI commands (``lcbot alert``, ``lcbot outbox …``).
+"""The schema of ``lcbot.db``, as numbered migrations (``PRAGMA user_version``).
 
 Tables: ``outbox`` (every outgoing message), ``alerts`` (every alert with its routing
-outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes`` and ``pairing``
-(hashed one-time codes). The schema
-version is kept in ``PRAGMA user_version``; ``connect`` upgrades older files in place.
+outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pairing``
+(hashed one-time codes) and ``plugin_state`` (each plugin's key/value store). ``migrate``
+upgrades older files in place, once, under the write lock.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
-
-from lcbot.errors import ConfigError
-
-DB_NAME = "lcbot.db"
 
 MIGRATIONS = [
     # 1: the outbox
@@ -63,28 +57,29 @@ MIGRATIONS = [
     """
     CREATE TABLE pairing (code_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL);
     """,
+    # 4: an index for every query the running bot repeats (one partial index per state it
+    # looks up: SQLite does not use a partial index on `state IN (…)` for `state = 'retry'`),
+    # retention by age, and plugin state
+    """
+    DROP INDEX IF EXISTS outbox_open;
+    CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
+    CREATE INDEX outbox_retry ON outbox (id) WHERE state = 'retry';
+    CREATE INDEX outbox_dead ON outbox (id) WHERE state = 'dead';
+    CREATE INDEX outbox_created ON outbox (created);
+    CREATE INDEX alerts_created ON alerts (created);
+    CREATE INDEX alert_keys_last_sent ON alert_keys (last_sent);
+    CREATE TABLE plugin_state (
+        plugin  TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        value   TEXT NOT NULL,
+        PRIMARY KEY (plugin, key)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
-def connect(path: Path, create: bool = True) -> sqlite3.Connection:
-    """Open (and create or upgrade) the database in WAL mode, autocommit."""
-    if not create and not path.exists():
-        raise FileNotFoundError(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        _migrate(db)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"cannot open the database {path} (check [bot] data_dir): {exc}"
-        ) from None
-    return db
-
-
-def _migrate(db: sqlite3.Connection) -> None:
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring ``db`` to the latest schema (a no-op when it is there already)."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version >= len(MIGRATIONS):
         return

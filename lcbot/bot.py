@@ -1,0 +1,137 @@
+"""``bot``: what a plugin sees of the running bot — the whole public API beside ``ctx``.
+
+One ``Bot`` per plugin per running bot: ``lcbot_startup(bot)``, ``lcbot_shutdown(bot)`` and
+``ctx.bot`` in that plugin's handlers. ``bot.config`` is the plugin's own section and
+``bot.state`` its own store, so two bots in one process never share a plugin's state.
+Keep per-bot state there (or on objects reached from here), never in module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lcbot.alerts import Alert, make_alert
+from lcbot.commands import Command, PluginRegistry, Registry
+from lcbot.scheduler import Job, Scheduler
+from lcbot.state import PluginState, StateStore
+from lcbot.users import Directory, User
+
+
+class AlertControls(Protocol):
+    """``bot.alerts``: silences and mutes (the router)."""
+
+    def mute(self, user: str, seconds: float) -> float: ...
+
+    def unmute(self, user: str) -> bool: ...
+
+    def silence(self, key: str, seconds: float, by: str) -> None: ...
+
+    def unsilence(self, key: str) -> bool: ...
+
+    def active_silences(self) -> list[tuple[str, float, str]]: ...
+
+
+@dataclass
+class BotCore:
+    """What the composition root gives the plugin API (shared by every plugin's ``Bot``)."""
+
+    name: str
+    submit: Callable[[Alert], Alert]  # hand an alert to the router
+    put: Callable[..., None]  # queue a message (the outbox)
+    scheduler: Scheduler
+    section: Callable[[str], dict[str, Any]]  # a plugin's configuration
+    directory: Callable[[], Directory]  # the current users
+    state: StateStore
+    registry: Registry
+    allowed: Callable[[User, Command, str | None], bool]
+    alerts: AlertControls
+    _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
+
+    def for_plugin(self, plugin: str) -> Bot:
+        """Plugin ``plugin``'s ``Bot`` (one per plugin)."""
+        bot = self._bots.get(plugin)
+        if bot is None:
+            bot = self._bots[plugin] = Bot(self, plugin)
+        return bot
+
+
+class Bot:
+    """The running bot as plugin ``plugin`` sees it. Every method is safe from any thread."""
+
+    def __init__(self, core: BotCore, plugin: str) -> None:
+        self._core = core
+        self.plugin = plugin
+        self.log = logging.getLogger(f"lcbot.plugin.{plugin}")
+
+    @property
+    def name(self) -> str:
+        """The bot's name (``[bot] name``)."""
+        return self._core.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """This plugin's lcbot.toml section (checked values with defaults when the plugin
+        declares a ``config_schema``, else the raw table; ``{}`` when absent)."""
+        return self._core.section(self.plugin)
+
+    @property
+    def state(self) -> PluginState:
+        """This plugin's persistent key/value store (JSON values)."""
+        return self._core.state.for_plugin(self.plugin)
+
+    @property
+    def users(self) -> Directory:
+        """The configured users, read-only: ``by_name(name)``, iteration, ``len``."""
+        return self._core.directory()
+
+    @property
+    def registry(self) -> PluginRegistry:
+        """This plugin's view of the command table (add, update, remove its commands)."""
+        return self._core.registry.for_plugin(self.plugin)
+
+    @property
+    def alerts(self) -> AlertControls:
+        """Silences and mutes: ``mute``, ``unmute``, ``silence``, ``unsilence``,
+        ``active_silences``."""
+        return self._core.alerts
+
+    def alert(
+        self,
+        text: str,
+        level: str = "info",
+        title: str | None = None,
+        key: str | None = None,
+        resolved: bool = False,
+        source: str | None = None,
+    ) -> Alert:
+        """Raise an alert (checked at once: ``ValueError`` names a bad field). Returns it;
+        its ``id`` is set once it is stored, within milliseconds."""
+        alert = make_alert(text, level, title, key, resolved, source or self.plugin)
+        return self._core.submit(alert)
+
+    def send(self, user: str | User, text: str) -> None:
+        """Send ``text`` to a configured user (queued durably, paced like replies)."""
+        name = user.name if isinstance(user, User) else user
+        found = self.users.by_name(name)
+        if found is None:
+            raise ValueError(f"no user named {name!r}")
+        self._core.put(found.name, str(text), "notice")
+
+    def every(self, seconds: float, fn: Callable[[], Any], name: str | None = None) -> Job:
+        """Run ``fn`` (def or async def) every ``seconds``. Scheduling again under the same
+        ``name`` replaces that job (e.g. with a new interval)."""
+        return self._core.scheduler.every(seconds, fn, name, owner=self.plugin)
+
+    def cron(self, expression: str, fn: Callable[[], Any], name: str | None = None) -> Job:
+        """Run ``fn`` on a crontab schedule such as ``"*/5 * * * *"``; same ``name`` rule."""
+        return self._core.scheduler.cron(expression, fn, name, owner=self.plugin)
+
+    def commands(self, user: User | None = None) -> list[Command]:
+        """The registered commands by name; with ``user``, only those they may run."""
+        return [c for c in self._core.registry if user is None or self._core.allowed(user, c, None)]
+
+    def __repr__(self) -> str:
+        return f"<Bot {self.name!r} as seen by plugin {self.plugin!r}>"

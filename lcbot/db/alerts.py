@@ -1,0 +1,179 @@
+"""SQL for alerts and their routing state: ``alerts``, ``alert_keys``, ``silences``, ``mutes``.
+
+An alert row is written either by another process (``lcbot alert``, the HTTP listener's
+worker thread) in state ``new`` for the running bot to route, or by the bot itself once
+it has routed an alert raised in-process, together with its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+ALERT_COLUMNS = "id, created, text, level, title, key, resolved, source"
+
+
+def insert_new(db: sqlite3.Connection, alerts: Iterable[Any]) -> list[int]:
+    """Store alerts for the running bot to route (state ``new``); returns their ids."""
+    ids = []
+    for a in alerts:
+        cursor = db.execute(
+            "INSERT INTO alerts (created, text, level, title, key, resolved, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (a.created, a.text, a.level, a.title, a.key, int(a.resolved), a.source),
+        )
+        ids.append(int(cursor.lastrowid))
+    return ids
+
+
+def take_new(db: sqlite3.Connection, after: int, limit: int) -> list[tuple]:
+    """New alerts with an id above ``after``, oldest first, as ``ALERT_COLUMNS`` tuples."""
+    return db.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'new' AND id > ? ORDER BY id LIMIT ?",
+        (after, limit),
+    ).fetchall()
+
+
+def insert_routed(db: sqlite3.Connection, alert: Any) -> int:
+    """Store an alert the bot routed itself, with its outcome; returns its id."""
+    cursor = db.execute(
+        "INSERT INTO alerts (created, text, level, title, key, resolved, source, state, outcome) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            alert.created,
+            alert.text,
+            alert.level,
+            alert.title,
+            alert.key,
+            int(alert.resolved),
+            alert.source,
+            alert.outcome.get("state", "failed"),
+            json.dumps(alert.outcome),
+        ),
+    )
+    return int(cursor.lastrowid)
+
+
+def set_outcome(db: sqlite3.Connection, alert: Any) -> None:
+    """Record how a stored alert was routed (hooks may have changed its text and level)."""
+    db.execute(
+        "UPDATE alerts SET state = ?, outcome = ?, text = ?, level = ? WHERE id = ?",
+        (
+            alert.outcome.get("state", "failed"),
+            json.dumps(alert.outcome),
+            alert.text,
+            alert.level,
+            alert.id,
+        ),
+    )
+
+
+def outcome(db: sqlite3.Connection, alert_id: int) -> dict[str, Any] | None:
+    """``{"state": …, **outcome}`` of one alert, or None if there is no such alert."""
+    row = db.execute("SELECT state, outcome FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None:
+        return None
+    return {"state": row[0], **json.loads(row[1] or "{}")}
+
+
+def recent(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest alerts first, as dicts (``outcome`` decoded)."""
+    rows = db.execute(
+        "SELECT id, created, level, title, text, key, resolved, source, state, outcome "
+        "FROM alerts ORDER BY id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    keys = ("id", "created", "level", "title", "text", "key", "resolved", "source", "state")
+    items = []
+    for row in rows:
+        item = dict(zip(keys, row[:9], strict=True))
+        item["resolved"] = bool(item["resolved"])
+        item["outcome"] = json.loads(row[9]) if row[9] else None
+        items.append(item)
+    return items
+
+
+def delete_old(db: sqlite3.Connection, before: float, limit: int) -> int:
+    """Delete up to ``limit`` routed alerts created before ``before`` (never new ones)."""
+    ids = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM alerts WHERE created < ? AND state != 'new' ORDER BY created LIMIT ?",
+            (before, limit),
+        )
+    ]
+    if ids:
+        db.execute(
+            "DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+        )
+    return len(ids)
+
+
+# --- de-duplication keys ------------------------------------------------------------------
+
+
+def load_keys(db: sqlite3.Connection) -> list[tuple[str, float, int, float | None]]:
+    return db.execute("SELECT key, last_sent, repeats, first_repeat FROM alert_keys").fetchall()
+
+
+def save_key(
+    db: sqlite3.Connection, key: str, last_sent: float, repeats: int, since: float | None
+) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO alert_keys VALUES (?, ?, ?, ?)", (key, last_sent, repeats, since)
+    )
+
+
+def delete_key(db: sqlite3.Connection, key: str) -> None:
+    db.execute("DELETE FROM alert_keys WHERE key = ?", (key,))
+
+
+def expire_keys(db: sqlite3.Connection, quiet_before: float, any_before: float) -> int:
+    """Forget keys last delivered before ``quiet_before`` with no repeats counted since, and
+    every key last delivered before ``any_before``."""
+    quiet = db.execute(
+        "DELETE FROM alert_keys WHERE last_sent < ? AND repeats = 0", (quiet_before,)
+    ).rowcount
+    return quiet + db.execute("DELETE FROM alert_keys WHERE last_sent < ?", (any_before,)).rowcount
+
+
+# --- silences and mutes ---------------------------------------------------------------------
+
+
+def load_silences(db: sqlite3.Connection, now: float) -> list[tuple[str, float, str]]:
+    return db.execute("SELECT key, until, by FROM silences WHERE until > ?", (now,)).fetchall()
+
+
+def save_silence(db: sqlite3.Connection, key: str, until: float, by: str) -> None:
+    db.execute("INSERT OR REPLACE INTO silences VALUES (?, ?, ?)", (key, until, by))
+
+
+def delete_silence(db: sqlite3.Connection, key: str) -> None:
+    db.execute("DELETE FROM silences WHERE key = ?", (key,))
+
+
+def load_mutes(db: sqlite3.Connection, now: float) -> list[tuple[str, float]]:
+    return db.execute("SELECT user, until FROM mutes WHERE until > ?", (now,)).fetchall()
+
+
+def save_mute(db: sqlite3.Connection, user: str, until: float) -> None:
+    db.execute("INSERT OR REPLACE INTO mutes VALUES (?, ?)", (user, until))
+
+
+def delete_mute(db: sqlite3.Connection, user: str) -> None:
+    db.execute("DELETE FROM mutes WHERE user = ?", (user,))
+
+
+def expire_silences_and_mutes(db: sqlite3.Connection, now: float) -> None:
+    db.execute("DELETE FROM silences WHERE until <= ?", (now,))
+    db.execute("DELETE FROM mutes WHERE until <= ?", (now,))
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def purge(db: sqlite3.Connection, before: float) -> int:
+    """Delete routed alerts created before ``before`` (``lcbot alerts purge``)."""
+    return db.execute("DELETE FROM alerts WHERE created < ? AND state != 'new'", (before,)).rowcount

@@ -1,0 +1,152 @@
+"""SQL for the ``outbox`` table: every outgoing message, its state and delivery record.
+
+States: ``pending`` (to send), ``sent``, ``dead`` (gave up after ``max_attempts``) and
+``retry`` (``lcbot outbox retry`` asked for another go; the bot makes it pending).
+Rows are returned as tuples in ``COLUMNS`` order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+STATES = ("pending", "sent", "dead", "retry")
+COLUMNS = "id, recipient, text, kind, attempts, created, priority"
+LIST_COLUMNS = ("id", "created", "recipient", "kind", "state", "attempts", "sent_at", "last_error")
+
+
+# --- the running bot ---------------------------------------------------------------------
+
+
+def next_id(db: sqlite3.Connection) -> int:
+    (last,) = db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
+    return last + 1
+
+
+def pending_rows(db: sqlite3.Connection) -> list[tuple]:
+    """Every pending row, oldest first (at start)."""
+    return db.execute(
+        f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
+    ).fetchall()
+
+
+def counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Rows per state (a full count: at start only; the bot keeps them in memory after)."""
+    found = dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+    return {state: found.get(state, 0) for state in STATES}
+
+
+def last_sent_at(db: sqlite3.Connection) -> float | None:
+    row = db.execute(
+        "SELECT sent_at FROM outbox WHERE state = 'sent' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def insert(db: sqlite3.Connection, messages: Iterable[Any]) -> None:
+    db.executemany(
+        "INSERT INTO outbox (id, recipient, text, kind, created, priority) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(m.id, m.recipient, m.text, m.kind, m.created, m.priority) for m in messages],
+    )
+
+
+def mark_failed(db: sqlite3.Connection, rows: Iterable[tuple[int, str, str, int]]) -> None:
+    """``rows``: ``(attempts, state, last_error, id)``; state ``pending`` or ``dead``."""
+    db.executemany("UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", rows)
+
+
+def mark_sent(db: sqlite3.Connection, ids: list[int], at: float) -> None:
+    db.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = ? "
+        "WHERE id IN (SELECT value FROM json_each(?))",
+        (at, json.dumps(ids)),
+    )
+
+
+def take_retries(db: sqlite3.Connection) -> list[tuple]:
+    """Rows ``lcbot outbox retry`` marked while the bot runs; they become pending (at once,
+    so that the next look does not take them again)."""
+    rows = db.execute(f"SELECT {COLUMNS} FROM outbox WHERE state = 'retry' ORDER BY id").fetchall()
+    if rows:
+        db.executemany(
+            "UPDATE outbox SET state = 'pending', attempts = 0 WHERE id = ? AND state = 'retry'",
+            [(row[0],) for row in rows],
+        )
+    return rows
+
+
+def pending_critical(db: sqlite3.Connection) -> list[tuple[int, str]]:
+    """``(id, text)`` of pending critical alerts not yet sent to the fallback channel."""
+    return db.execute(
+        "SELECT id, text FROM outbox WHERE state = 'pending' "
+        "AND kind = 'alert:critical' AND fallback_at IS NULL ORDER BY id"
+    ).fetchall()
+
+
+def mark_fallback(db: sqlite3.Connection, ids: list[int], at: float) -> None:
+    db.execute(
+        "UPDATE outbox SET fallback_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+        (at, json.dumps(ids)),
+    )
+
+
+def delete_old(db: sqlite3.Connection, before: float, limit: int) -> dict[str, int]:
+    """Delete up to ``limit`` sent or dead rows created before ``before`` (never pending
+    ones); returns how many of each state went."""
+    ids = db.execute(
+        "SELECT id, state FROM outbox WHERE created < ? AND state IN ('sent', 'dead') "
+        "ORDER BY created LIMIT ?",
+        (before, limit),
+    ).fetchall()
+    gone = {"sent": 0, "dead": 0}
+    if ids:
+        db.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([i for i, _ in ids]),),
+        )
+        for _, state in ids:
+            gone[state] += 1
+    return gone
+
+
+# --- the CLI (`lcbot outbox …`) -----------------------------------------------------------
+
+
+def list_rows(db: sqlite3.Connection, state: str | None, limit: int) -> list[dict[str, Any]]:
+    """Newest first, as dicts with the keys of ``LIST_COLUMNS`` plus ``text``."""
+    where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+    rows = db.execute(
+        f"SELECT {', '.join(LIST_COLUMNS)}, text FROM outbox {where} ORDER BY id DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [dict(zip((*LIST_COLUMNS, "text"), row, strict=True)) for row in rows]
+
+
+def state_of(db: sqlite3.Connection, message_id: int) -> str | None:
+    row = db.execute("SELECT state FROM outbox WHERE id = ?", (message_id,)).fetchone()
+    return row[0] if row else None
+
+
+def retry(db: sqlite3.Connection, message_id: int | None = None) -> int:
+    """Mark one dead message (or every dead one, ``message_id`` None) for retry."""
+    if message_id is None:
+        return db.execute("UPDATE outbox SET state = 'retry' WHERE state = 'dead'").rowcount
+    return db.execute(
+        "UPDATE outbox SET state = 'retry' WHERE id = ? AND state = 'dead'", (message_id,)
+    ).rowcount
+
+
+def purge_sent(db: sqlite3.Connection, sent_before: float) -> int:
+    return db.execute(
+        "DELETE FROM outbox WHERE state = 'sent' AND sent_at <= ?", (sent_before,)
+    ).rowcount
+
+
+def since(db: sqlite3.Connection, after_id: int) -> list[tuple[int, str, str]]:
+    """``(id, recipient, text)`` of every row with an id above ``after_id`` (the test kit)."""
+    return db.execute(
+        "SELECT id, recipient, text FROM outbox WHERE id > ? ORDER BY id", (after_id,)
+    ).fetchall()

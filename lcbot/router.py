@@ -1,0 +1,276 @@
+"""The alert router: ``on_alert`` hooks → silences → de-duplication → routes → mutes → outbox.
+
+Alerts raised in this process (``bot.alert``, ``ctx.alert``) are handed over by ``submit``
+(any thread) and routed on the event loop at once; alerts stored by other processes
+(``lcbot alert``, the HTTP listener's worker threads) are rows in state ``new``, looked for
+every ``POLL`` seconds and at once when woken. An alert's record and outcome are written
+in the same commit as its messages, so a crash neither loses a routed alert nor routes a
+stored one twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
+from lcbot.asyncutil import Waker, background
+from lcbot.db import Busy, Database, transaction
+from lcbot.db import alerts as sql
+from lcbot.schema import LEVELS
+from lcbot.users import Directory, Pri, User
+
+log = logging.getLogger("lcbot.router")
+
+POLL = 0.5  # seconds between looks for alerts stored by other processes
+BATCH = 5000  # stored alerts taken per look
+
+
+class Writer(Protocol):
+    """What the router writes through (the outbox)."""
+
+    def put(self, recipient: str, text: str, kind: str = "reply", priority: int = 0) -> None: ...
+
+    def record(self, op: Callable[..., Any], *args: Any) -> None: ...
+
+
+class People(Protocol):
+    """Who receives alerts (the roster)."""
+
+    directory: Directory
+
+    def reachable(self, user: User) -> bool: ...
+
+
+class AlertRouter:
+    """Routes alerts on the event loop; ``submit`` and the chat controls work from any thread."""
+
+    def __init__(
+        self,
+        settings: AlertSettings,
+        db: Database,
+        writer: Writer,
+        people: People,
+        on_alert: Callable[[Alert], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.writer = writer
+        self.people = people
+        self.on_alert = on_alert  # the hooks; False: suppressed
+        self.clock = clock
+        self.waker = Waker()
+        self.last_seen = 0  # highest stored alert id taken for routing
+        self.keys: dict[str, tuple[float, int, float | None]] = {}  # last_sent, repeats, since
+        self.silences: dict[str, tuple[float, str]] = {}  # key → until, by
+        self.mutes: dict[str, float] = {}  # user → until
+        self._submitted: deque[Alert] = deque()
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Load de-duplication state, silences and mutes."""
+        conn = self.db.conn
+        assert conn is not None, "the database is not open"
+        now = self.clock()
+        self.keys = {k: (sent, n, since) for k, sent, n, since in sql.load_keys(conn)}
+        self.silences = {k: (until, by) for k, until, by in sql.load_silences(conn, now)}
+        self.mutes = dict(sql.load_mutes(conn, now))
+
+    # --- taking alerts ----------------------------------------------------------------------
+
+    def submit(self, alert: Alert) -> Alert:
+        """Route ``alert`` (built by ``make_alert``) soon; safe from any thread."""
+        with self._lock:
+            self._submitted.append(alert)
+        self.waker.wake()
+        return alert
+
+    def route_pending(self) -> int:
+        """Route every submitted and every newly stored alert; returns how many."""
+        count = 0
+        while self._submitted:
+            with self._lock:
+                batch, self._submitted = self._submitted, deque()
+            for alert in batch:
+                self._route_safely(alert)
+            count += len(batch)
+        conn = self.db.conn
+        assert conn is not None
+        while rows := sql.take_new(conn, self.last_seen, BATCH):
+            for row in rows:
+                alert = alert_from_row(row)
+                self.last_seen = alert.id
+                self._route_safely(alert)
+            count += len(rows)
+            if len(rows) < BATCH:
+                break
+        return count
+
+    def _route_safely(self, alert: Alert) -> None:
+        """One bad alert (a hook that set nonsense) is recorded ``failed``; others go on."""
+        try:
+            self.route(alert)
+        except Exception as exc:
+            log.exception("alert %s could not be routed", alert.id or alert.text[:40])
+            alert.outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            self._save(alert)
+
+    def _save(self, alert: Alert) -> None:
+        if alert.id:
+            self.writer.record(sql.set_outcome, alert)
+        else:
+            self.writer.record(_insert_routed, alert)
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def recipients_for(self, alert: Alert) -> list[User]:
+        directory = self.people.directory
+        if alert.recipients is not None:
+            return [u for u in map(directory.by_name, alert.recipients) if u]
+        least = self.settings.routes.get(alert.level, Pri.ROOT)
+        return [u for u in directory if u.pri <= least]
+
+    def route(self, alert: Alert) -> dict[str, Any]:
+        """Hooks → silences → de-duplication → routes → mutes → outbox. Returns the outcome."""
+        now = self.clock()
+        outcome: dict[str, Any] = {}
+        passed = self.on_alert(alert)
+        if alert.level not in LEVELS:
+            log.warning("alert %s: hook set unknown level %r; using warning", alert.id, alert.level)
+            alert.level = "warning"
+        if not isinstance(alert.text, str) or not alert.text:
+            raise TypeError(f"a hook set alert.text to {alert.text!r}")
+        if alert.recipients is not None and (
+            not isinstance(alert.recipients, list | tuple)
+            or not all(isinstance(r, str) for r in alert.recipients)
+        ):
+            raise TypeError(f"a hook set alert.recipients to {alert.recipients!r}")
+        if not passed:
+            outcome["state"] = "suppressed"
+        elif alert.key and self._silenced(alert.key, now):
+            outcome["state"] = "silenced"
+        elif alert.key and not alert.resolved and self._is_repeat(alert.key, now):
+            last_sent, repeats, since = self.keys[alert.key]
+            self._set_key(alert.key, last_sent, repeats + 1, since or alert.created)
+            outcome["state"] = "deduplicated"
+        else:
+            outcome = self._deliver(alert, now)
+        alert.outcome = outcome
+        self._save(alert)
+        return outcome
+
+    def _deliver(self, alert: Alert, now: float) -> dict[str, Any]:
+        text = alert.message()
+        if alert.key and alert.resolved:
+            if self.keys.pop(alert.key, None) is not None:
+                self.writer.record(sql.delete_key, alert.key)
+        elif alert.key:
+            _, repeats, since = self.keys.get(alert.key, (0.0, 0, None))
+            text = alert.message(repeats, since)
+            self._set_key(alert.key, now, 0, None)
+        to, muted, unbound = [], [], []
+        for user in self.recipients_for(alert):
+            if not self.people.reachable(user):
+                unbound.append(user.name)
+            else:
+                (muted if self.mutes.get(user.name, 0) > now else to).append(user.name)
+        for name in to:
+            self.writer.put(name, text, f"alert:{alert.level}", PRIORITY[alert.level])
+        outcome: dict[str, Any] = {"state": "delivered" if to else "no recipients", "to": to}
+        if muted:
+            outcome["muted"] = muted
+        if unbound:
+            outcome["unbound"] = unbound
+        return outcome
+
+    def _is_repeat(self, key: str, now: float) -> bool:
+        entry = self.keys.get(key)
+        return entry is not None and now - entry[0] < self.settings.repeat_interval
+
+    def _silenced(self, key: str, now: float) -> bool:
+        entry = self.silences.get(key)
+        return entry is not None and entry[0] > now
+
+    def _set_key(self, key: str, last_sent: float, repeats: int, since: float | None) -> None:
+        self.keys[key] = (last_sent, repeats, since)
+        self.writer.record(sql.save_key, key, last_sent, repeats, since)
+
+    # --- chat controls (``bot.alerts``) ------------------------------------------------------
+
+    def silence(self, key: str, seconds: float, by: str) -> None:
+        until = self.clock() + seconds
+        self.silences[key] = (until, by)
+        self.writer.record(sql.save_silence, key, until, by)
+
+    def unsilence(self, key: str) -> bool:
+        self.writer.record(sql.delete_silence, key)
+        return self.silences.pop(key, None) is not None
+
+    def active_silences(self) -> list[tuple[str, float, str]]:
+        """``(key, until, by)`` of each silence in force, by key."""
+        now = self.clock()
+        return sorted((k, u, b) for k, (u, b) in self.silences.items() if u > now)
+
+    def mute(self, user: str, seconds: float) -> float:
+        until = self.clock() + seconds
+        self.mutes[user] = until
+        self.writer.record(sql.save_mute, user, until)
+        return until
+
+    def unmute(self, user: str) -> bool:
+        self.writer.record(sql.delete_mute, user)
+        return self.mutes.pop(user, None) is not None
+
+    # --- retention --------------------------------------------------------------------------
+
+    def expire(self, now: float, limit: int) -> int:
+        """Forget old history: routed alerts older than ``keep``, de-duplication keys past
+        their repeat interval, ended silences and mutes. Returns alert rows deleted."""
+        quiet_before = now - self.settings.repeat_interval
+        any_before = now - self.settings.keep
+        for key, (last_sent, repeats, _) in list(self.keys.items()):
+            if last_sent < any_before or (repeats == 0 and last_sent < quiet_before):
+                del self.keys[key]
+        self.silences = {k: v for k, v in self.silences.items() if v[0] > now}
+        self.mutes = {u: t for u, t in self.mutes.items() if t > now}
+        conn = self.db.conn
+        assert conn is not None
+        try:
+            with transaction(conn):
+                sql.expire_keys(conn, quiet_before, any_before)
+                sql.expire_silences_and_mutes(conn, now)
+                return sql.delete_old(conn, any_before, limit)
+        except Busy:
+            return 0
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await self.waker.wait(POLL)
+            try:
+                self.route_pending()
+            except Exception:
+                log.exception("could not route alerts; retrying")
+                await asyncio.sleep(1)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[asyncio.Task[None]]:
+        """Route while the bot runs; at a clean stop, route what was raised so far."""
+        self.waker.bind()
+        self.open()
+        self.waker.wake()  # alerts stored while the bot was stopped go out now
+        async with background(self.run(), "lcbot-router") as task:
+            yield task
+            self.route_pending()
+
+
+def _insert_routed(conn: Any, alert: Alert) -> None:
+    alert.id = sql.insert_routed(conn, alert)

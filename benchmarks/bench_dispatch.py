@@ -29,6 +29,7 @@ from lcbot import CmdType, Pri, hookimpl
 from lcbot.app import App
 from lcbot.config import validate
 from lcbot.plugins import PluginHost
+from lcbot.transports.base import Address
 from lcbot.transports.memory import MemoryTransport
 
 WINDOW = 256  # messages in flight at once
@@ -52,11 +53,11 @@ class TimingTransport(MemoryTransport):
         self.sent_at: dict[str, float] = {}
         self.last_sent = 0.0
 
-    async def send(self, recipient: str, text: str) -> None:
+    async def send(self, address: Address, text: str) -> None:
         self.sent_count += 1
         self.last_sent = time.perf_counter()
         for line in text.split("\n"):  # the drainer coalesces pending messages
-            self.sent.append((recipient, line))
+            self.sent.append((address.label, line))
             self.sent_at[line] = self.last_sent
 
 
@@ -101,10 +102,10 @@ async def run(n: int, data_dir: Path) -> None:
             sent_in[i] = time.perf_counter()
             await transport.inject(sender, text)
 
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     await asyncio.gather(*(client() for _ in range(WINDOW)))
     assert await app.drain(120), "outbox did not drain"
-    elapsed = transport.last_sent - start
+    elapsed, cpu = transport.last_sent - start, time.process_time() - cpu
     await app.stop()
 
     # verify every reply
@@ -122,12 +123,13 @@ async def run(n: int, data_dir: Path) -> None:
         if r != "not allowed: set"
     ]
     q = statistics.quantiles(latencies, n=100)
-    return n / elapsed, q[49], q[98], allowed_sets, notices, transport.sent_count
+    return n / elapsed, q[49], q[98], allowed_sets, notices, transport.sent_count, cpu / n * 1e6
 
 
 def report(n: int, runs: list[tuple]) -> None:
     rates = sorted(r[0] for r in runs)
-    _, p50, p99, allowed_sets, notices, sent_count = sorted(runs)[len(runs) // 2]
+    cpus = sorted(r[6] for r in runs)
+    _, p50, p99, allowed_sets, notices, sent_count, _ = sorted(runs)[len(runs) // 2]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"messages       {n:,} from 100 users ({allowed_sets} allowed SETs → {notices:,} notices)"
@@ -136,6 +138,10 @@ def report(n: int, runs: list[tuple]) -> None:
     print(
         f"throughput     {rates[len(rates) // 2]:,.0f} msg/s median of {len(runs)} runs "
         f"(each: {', '.join(f'{r:,.0f}' for r in rates)})"
+    )
+    print(
+        f"CPU            {cpus[len(cpus) // 2]:.1f} µs per message median "
+        f"(each: {', '.join(f'{c:.1f}' for c in cpus)})"
     )
     print(f"latency        p50 {p50:.1f} ms   p99 {p99:.1f} ms (median run)")
     print(f"peak RSS       {rss:.1f} MiB")

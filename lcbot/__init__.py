@@ -30,7 +30,7 @@ _EXPORTS = {
     "CmdType": "lcbot.commands",
     "Command": "lcbot.commands",
     "CommandError": "lcbot.commands",
-    "Setting": "lcbot.schema",
+    "Setting": "lcbot.setting",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lcbot.bot import Bot
     from lcbot.commands import CmdType, Command, CommandError
     from lcbot.hookspecs import hookimpl
-    from lcbot.schema import Setting
+    from lcbot.setting import Setting
     from lcbot.users import Pri
 
 

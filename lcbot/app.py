@@ -41,7 +41,7 @@ from lcbot.retention import Retention
 from lcbot.roster import Roster
 from lcbot.router import AlertRouter
 from lcbot.scheduler import Scheduler
-from lcbot.schema import Section
+from lcbot.setting import Section
 from lcbot.state import StateStore
 from lcbot.transports.base import Transport
 from lcbot.workers import HandlerPool
@@ -127,6 +127,7 @@ class App:
             registry=self.registry,
             people=self.roster,
             allowed=self.plugins.allowed,
+            allowed_users=self.plugins.allowed_users,
             put=self.outbox.put,
             pool=self.pool,
             bot_for=self.core.for_plugin,

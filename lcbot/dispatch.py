@@ -100,6 +100,7 @@ class Dispatcher:
         registry: Registry,
         people: People,
         allowed: Callable[[User, Command, str | None], bool],
+        allowed_users: Callable[[list[User], Command, str | None], list[User]],
         put: Put,
         pool: HandlerPool,
         bot_for: Callable[[str], Bot],
@@ -110,6 +111,7 @@ class Dispatcher:
         self.registry = registry
         self.people = people
         self.allowed = allowed
+        self.allowed_users = allowed_users  # the same rule, for many users at once
         self.put = put
         self.pool = pool
         self.bot_for = bot_for  # plugin name → its Bot (ctx.bot)
@@ -246,11 +248,10 @@ class Dispatcher:
     def _notify_set(self, invocation: Invocation) -> None:
         user, command, extra = invocation.user, invocation.command, invocation.extra
         notice = f"{user.name} set {command.name}: {extra}"
-        for other in self.people.directory:
-            if other.name == user.name or not self.people.reachable(other):
-                continue
-            if self.allowed(other, command, extra):
-                self.say(other.name, notice, "notice")
+        reachable = self.people.reachable
+        others = [o for o in self.people.directory if o.name != user.name and reachable(o)]
+        for other in self.allowed_users(others, command, extra):
+            self.say(other.name, notice, "notice")
 
     async def execute(self, invocation: Invocation, reply_to: str) -> bool:
         """Run the handler; reply with its result or its failure. True when it succeeded."""

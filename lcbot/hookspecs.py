@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from lcbot.bot import Bot
     from lcbot.commands import Command, PluginRegistry
-    from lcbot.schema import Setting
+    from lcbot.setting import Setting
     from lcbot.users import User
 
 hookspec = pluggy.HookspecMarker("lcbot")

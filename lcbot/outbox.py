@@ -107,6 +107,7 @@ class Outbox:
         self._released: set[int] = set()  # handed to the drainer before being stored
         self._batch = 1  # the batch that marks reported now will be committed with
         self._ids = itertools.count(1)
+        self._expire_after: int | None = None  # where retention goes on (an id)
         self._retry_at = 0.0  # monotonic time of the next commit attempt while locked
         self._backoff = 0.0
 
@@ -230,13 +231,15 @@ class Outbox:
         counts["pending"] += len(new) - len(sent) - dead
         counts["sent"] += len(sent)
         counts["dead"] += dead
-        fresh = []
-        for message in new:
-            message.stored = True
-            if message.id in self._released:
-                self._released.discard(message.id)
-            else:
-                fresh.append(message)
+        fresh = new
+        if self._released:  # some went to the drainer before they were stored
+            fresh = []
+            for message in new:
+                message.stored = True
+                if message.id in self._released:
+                    self._released.discard(message.id)
+                else:
+                    fresh.append(message)
         self.feed.push(fresh, batch)
 
     def _release_volatile(self) -> None:
@@ -264,18 +267,21 @@ class Outbox:
             self.counts["dead"] = max(0, self.counts["dead"] - len(rows))
             self.feed.push([Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows])
 
-    def expire(self, before: float, limit: int) -> int:
-        """Delete up to ``limit`` sent or dead rows created before ``before``; 0 if locked."""
+    def expire(self, before: float, limit: int) -> tuple[int, bool]:
+        """Delete sent and dead rows created before ``before``, looking at ``limit`` rows;
+        returns (rows deleted, whether more may be left). Nothing happens while locked."""
         conn = self.db.conn
         assert conn is not None
         try:
             with transaction(conn):
-                gone = sql.delete_old(conn, before, limit)
+                gone, self._expire_after = sql.delete_old(
+                    conn, before, limit, self._expire_after or 0
+                )
         except Busy:
-            return 0
+            return 0, False
         for state, count in gone.items():
             self.counts[state] = max(0, self.counts[state] - count)
-        return sum(gone.values())
+        return sum(gone.values()), self._expire_after is not None
 
     async def run(self) -> None:
         """The writer task: commit batches as they come; pick up CLI retries."""

@@ -318,6 +318,13 @@ class PluginHost:
         vote = self.authorize(user, command, extra) if self.has_authorize else None
         return user.pri <= command.pri if vote is None else vote
 
+    def allowed_users(self, users: list[Any], command: Any, extra: str | None) -> list[Any]:
+        """The users among ``users`` that may run ``command`` (one call for many users)."""
+        if not self.has_authorize:
+            least = command.pri
+            return [u for u in users if u.pri <= least]
+        return [u for u in users if self.allowed(u, command, extra)]
+
     def on_alert(self, alert: Any) -> bool:
         """Run the ``on_alert`` hooks; False when one suppresses the alert."""
         try:

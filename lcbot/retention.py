@@ -1,8 +1,8 @@
 """Retention: old history is deleted in small batches while the bot runs (``[storage] keep``).
 
-Each job deletes at most ``BATCH`` rows per call and returns how many it deleted; a round
-calls a job again while it fills whole batches (at most ``MAX_BATCHES`` times), yielding
-to the event loop in between, so a large backlog never blocks the bot.
+Each job looks at most at ``BATCH`` rows per call and returns how many it deleted and
+whether more may be left; a round calls it again while there is (at most ``MAX_BATCHES``
+times), yielding to the event loop in between, so a large backlog never blocks the bot.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ FIRST = 5.0  # seconds after start for the first round
 BATCH = 500
 MAX_BATCHES = 100
 
-Job = Callable[[float, int], int]  # (now, limit) → rows deleted
+Job = Callable[[float, int], tuple[int, bool]]  # (now, limit) → (deleted, more left)
 
 
 class Retention:
@@ -35,9 +35,9 @@ class Retention:
         total = 0
         for job in self.jobs:
             for _ in range(MAX_BATCHES):
-                deleted = job(self.clock(), BATCH)
+                deleted, more = job(self.clock(), BATCH)
                 total += deleted
-                if deleted < BATCH:
+                if not more:
                     break
                 await asyncio.sleep(0)
         if total:

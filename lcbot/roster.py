@@ -26,6 +26,7 @@ WATCH = 0.5  # seconds between looks at lcbot.toml
 class Roster:
     def __init__(self, users: list[User], identity: str, config_path: Path) -> None:
         self.directory = Directory(users)
+        self._addresses: dict[str, Address | None] = {}  # recipient → address (this directory)
         self.identity = identity
         self.config_path = config_path
         self._seen = self._stamp()
@@ -48,6 +49,13 @@ class Roster:
         Rows name users (not contact ids), so a message queued before a user was bound
         reaches them once they are.
         """
+        try:
+            return self._addresses[recipient]
+        except KeyError:
+            address = self._addresses[recipient] = self._address(recipient)
+            return address
+
+    def _address(self, recipient: str) -> Address | None:
         kind, _, rest = recipient.partition(":")
         if rest and kind in ("room", "contact"):
             return Address(kind, rest, recipient)
@@ -88,6 +96,7 @@ class Roster:
             log.warning("lcbot.toml changed but is not valid; keeping the current users: %s", exc)
             return False
         self.directory = Directory(users)
+        self._addresses = {}
         log.info("lcbot.toml changed: %d user(s) loaded", len(users))
         return True
 

@@ -72,6 +72,7 @@ class AlertRouter:
         self.silences: dict[str, tuple[float, str]] = {}  # key → until, by
         self.mutes: dict[str, float] = {}  # user → until
         self._submitted: deque[Alert] = deque()
+        self._expire_after: int | None = None  # where retention goes on (an alert id)
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -230,9 +231,10 @@ class AlertRouter:
 
     # --- retention --------------------------------------------------------------------------
 
-    def expire(self, now: float, limit: int) -> int:
-        """Forget old history: routed alerts older than ``keep``, de-duplication keys past
-        their repeat interval, ended silences and mutes. Returns alert rows deleted."""
+    def expire(self, now: float, limit: int) -> tuple[int, bool]:
+        """Forget old history: routed alerts older than ``keep`` (looking at ``limit``
+        rows), de-duplication keys past their repeat interval, ended silences and mutes.
+        Returns (alerts deleted, whether more may be left)."""
         quiet_before = now - self.settings.repeat_interval
         any_before = now - self.settings.keep
         for key, (last_sent, repeats, _) in list(self.keys.items()):
@@ -246,9 +248,12 @@ class AlertRouter:
             with transaction(conn):
                 sql.expire_keys(conn, quiet_before, any_before)
                 sql.expire_silences_and_mutes(conn, now)
-                return sql.delete_old(conn, any_before, limit)
+                deleted, self._expire_after = sql.delete_old(
+                    conn, any_before, limit, self._expire_after or 0
+                )
         except Busy:
-            return 0
+            return 0, False
+        return deleted, self._expire_after is not None
 
     # --- running ----------------------------------------------------------------------------
 

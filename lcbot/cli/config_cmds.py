@@ -48,7 +48,7 @@ def check(config_path: ConfigOption = None) -> None:
     cfg = config.load(config_path)  # every section of lcbot's schema is checked here
     from lcbot.ingress import IngressSettings
     from lcbot.plugins import load_host
-    from lcbot.schema import Section
+    from lcbot.setting import Section
     from lcbot.transports.wechaty import WechatySettings
 
     where = str(cfg.path)

@@ -95,20 +95,28 @@ def recent(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     return items
 
 
-def delete_old(db: sqlite3.Connection, before: float, limit: int) -> int:
-    """Delete up to ``limit`` routed alerts created before ``before`` (never new ones)."""
-    ids = [
-        row[0]
-        for row in db.execute(
-            "SELECT id FROM alerts WHERE created < ? AND state != 'new' ORDER BY created LIMIT ?",
-            (before, limit),
-        )
-    ]
-    if ids:
+def delete_old(
+    db: sqlite3.Connection, before: float, limit: int, after: int = 0
+) -> tuple[int, int | None]:
+    """Walk up to ``limit`` alerts by id from ``after`` (oldest first) and delete the routed
+    ones created before ``before`` (never new ones). Returns how many went, and the id to go
+    on after — None once a newer alert (or the end) was reached."""
+    rows = db.execute(
+        "SELECT id, state, created FROM alerts WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+    ).fetchall()
+    doomed, last, more = [], after, len(rows) == limit
+    for id_, state, created in rows:
+        if created >= before:
+            more = False
+            break
+        last = id_
+        if state != "new":
+            doomed.append(id_)
+    if doomed:
         db.execute(
-            "DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+            "DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(doomed),)
         )
-    return len(ids)
+    return len(doomed), (last if more else None)
 
 
 # --- de-duplication keys ------------------------------------------------------------------

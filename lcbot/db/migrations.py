@@ -58,15 +58,13 @@ MIGRATIONS = [
     CREATE TABLE pairing (code_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL);
     """,
     # 4: an index for every query the running bot repeats (one partial index per state it
-    # looks up: SQLite does not use a partial index on `state IN (…)` for `state = 'retry'`),
-    # retention by age, and plugin state
+    # looks up: SQLite does not use a partial index on `state IN (…)` for `state = 'retry'`)
+    # and plugin state. Retention walks rows by id (ids grow with time): no index by age.
     """
     DROP INDEX IF EXISTS outbox_open;
     CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
     CREATE INDEX outbox_retry ON outbox (id) WHERE state = 'retry';
     CREATE INDEX outbox_dead ON outbox (id) WHERE state = 'dead';
-    CREATE INDEX outbox_created ON outbox (created);
-    CREATE INDEX alerts_created ON alerts (created);
     CREATE INDEX alert_keys_last_sent ON alert_keys (last_sent);
     CREATE TABLE plugin_state (
         plugin  TEXT NOT NULL,

@@ -93,23 +93,31 @@ def mark_fallback(db: sqlite3.Connection, ids: list[int], at: float) -> None:
     )
 
 
-def delete_old(db: sqlite3.Connection, before: float, limit: int) -> dict[str, int]:
-    """Delete up to ``limit`` sent or dead rows created before ``before`` (never pending
-    ones); returns how many of each state went."""
-    ids = db.execute(
-        "SELECT id, state FROM outbox WHERE created < ? AND state IN ('sent', 'dead') "
-        "ORDER BY created LIMIT ?",
-        (before, limit),
+def delete_old(
+    db: sqlite3.Connection, before: float, limit: int, after: int = 0
+) -> tuple[dict[str, int], int | None]:
+    """Walk up to ``limit`` rows by id from ``after`` (ids grow with time, so the oldest
+    come first) and delete the sent and dead ones created before ``before`` (never pending
+    ones). Returns how many of each state went, and the id to go on after — None once a
+    newer row (or the end) was reached."""
+    rows = db.execute(
+        "SELECT id, state, created FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
     ).fetchall()
     gone = {"sent": 0, "dead": 0}
-    if ids:
-        db.execute(
-            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps([i for i, _ in ids]),),
-        )
-        for _, state in ids:
+    doomed, last, more = [], after, len(rows) == limit
+    for id_, state, created in rows:
+        if created >= before:
+            more = False
+            break
+        last = id_
+        if state in gone:
+            doomed.append(id_)
             gone[state] += 1
-    return gone
+    if doomed:
+        db.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(doomed),)
+        )
+    return gone, (last if more else None)
 
 
 # --- the CLI (`lcbot outbox …`) -----------------------------------------------------------

@@ -1,0 +1,218 @@
+"""How a configuration key is described and checked: ``Setting`` and ``Section``.
+
+lcbot's own sections are declared with these in ``lcbot.schema``; plugins describe their
+section the same way (the ``config_schema`` hook). A bad value is a ``ConfigError`` in one
+style: ``FILE: section.key: expected …, got …``. Unknown keys in a known section are not
+errors (a newer version may know them): ``unknown_keys`` lists them for ``config check``
+and the log of ``lcbot run``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lcbot.errors import ConfigError
+
+# kinds beyond the Python types str, int, float, bool and list (of texts)
+SECONDS = "seconds"  # a number of seconds
+DURATION = "duration"  # "30d", "12h", "90m", or a number of seconds
+LISTEN = "listen"  # "HOST:PORT" → (host, port)
+PATH = "path"
+VARIABLE = "variable"  # the name of an environment variable
+TABLE = "table"  # a table of texts: keys ``keys`` (any if empty), values ``choices``
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of a section: ``Setting("interval", int, 60, "seconds between checks", min=1)``.
+
+    ``kind``: ``str``, ``int``, ``float`` (any number), ``bool``, ``list`` (of texts), or
+    one of ``SECONDS``, ``DURATION``, ``LISTEN``, ``PATH``, ``VARIABLE``, ``TABLE``.
+    ``choices`` limits texts (and a table's values), ``min``/``max`` numbers. ``type_doc``
+    and ``default_doc`` override how the README table shows them.
+    """
+
+    key: str
+    kind: Any
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    keys: tuple[str, ...] = ()
+    keys_name: str = "key"  # what a table's keys are, for messages and the README
+    type_doc: str = ""
+    default_doc: str = ""
+
+    def parse(self, value: Any, where: str) -> Any:
+        """The checked value; ConfigError ``where.key: expected …, got …`` otherwise."""
+        name = f"{where}.{self.key}"
+        parse = _PARSERS.get(self.kind)
+        if parse is None:
+            raise TypeError(f"setting {name}: unknown kind {self.kind!r}")
+        result = parse(self, value, name)
+        if self.choices and self.kind is str and result not in self.choices:
+            raise ConfigError(f"{name}: expected one of {', '.join(self.choices)}, got {value!r}")
+        if isinstance(result, int | float) and not isinstance(result, bool):
+            low, high = self.min, self.max
+            if (low is not None and result < low) or (high is not None and result > high):
+                raise ConfigError(f"{name}: expected {self.describe()}, got {value!r}")
+        return result
+
+    def describe(self) -> str:
+        """The type as the README shows it, e.g. ``integer ≥ 1``."""
+        if self.type_doc:
+            return self.type_doc
+        if self.choices and self.kind in (str, TABLE):
+            return ", ".join(f"`{c}`" for c in self.choices)
+        base = {
+            str: "text",
+            int: "integer",
+            float: "number",
+            bool: "boolean",
+            list: "list of texts",
+            SECONDS: "seconds",
+            DURATION: "duration (`30d`, `12h`, `90m`)",
+            LISTEN: "`HOST:PORT`",
+            PATH: "path",
+            VARIABLE: "variable name",
+        }[self.kind]
+        if self.min is not None and self.max is not None:
+            return f"{base} {_number(self.min)}-{_number(self.max)}"
+        if self.min is not None:
+            return f"{base} ≥ {_number(self.min)}"
+        return base
+
+    def describe_default(self) -> str:
+        if self.default_doc:
+            return self.default_doc
+        value = self.default
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"
+        if isinstance(value, int | float):
+            return _number(value)
+        if isinstance(value, list | tuple):
+            return "`[" + ", ".join(f'"{v}"' for v in value) + "]`"
+        if self.choices:
+            return f"`{value}`"
+        return f'`"{value}"`'
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table of lcbot.toml; ``forbidden`` keys are refused with their message."""
+
+    name: str
+    settings: tuple[Setting, ...]
+    forbidden: dict[str, str] = field(default_factory=dict)
+
+    def load(self, table: Any, where: str) -> dict[str, Any]:
+        """Every setting's value (the default when absent), checked."""
+        if table is None:
+            table = {}
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{self.name}] must be a table")
+        for key, message in self.forbidden.items():
+            if key in table:
+                raise ConfigError(f"{where}: [{self.name}] {key}: {message}")
+        prefix = f"{where}: {self.name}"
+        return {
+            s.key: s.parse(table[s.key], prefix) if s.key in table else s.default
+            for s in self.settings
+        }
+
+    def unknown_keys(self, table: Any) -> list[str]:
+        known = {s.key for s in self.settings} | set(self.forbidden)
+        return sorted(k for k in table if k not in known) if isinstance(table, dict) else []
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _expect(ok: bool, what: str, value: Any, name: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: expected {what}, got {value!r}")
+
+
+def _text(s: Setting, value: Any, name: str) -> str:
+    _expect(isinstance(value, str), "str", value, name)
+    return value
+
+
+def _integer(s: Setting, value: Any, name: str) -> int:
+    _expect(isinstance(value, int) and not isinstance(value, bool), "int", value, name)
+    return value
+
+
+def _float(s: Setting, value: Any, name: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    _expect(ok, "a number" if s.kind is float else "seconds (a number)", value, name)
+    return float(value)
+
+
+def _boolean(s: Setting, value: Any, name: str) -> bool:
+    _expect(isinstance(value, bool), "true or false", value, name)
+    return value
+
+
+def _texts(s: Setting, value: Any, name: str) -> tuple[str, ...]:
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    _expect(ok, "a list of texts", value, name)
+    return tuple(value)
+
+
+def _duration(s: Setting, value: Any, name: str) -> float:
+    from lcbot.durations import parse_duration
+
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    try:
+        return parse_duration(value) if isinstance(value, str) else parse_duration("")
+    except ValueError:
+        raise ConfigError(
+            f"{name}: expected a duration such as 30d or 12h, got {value!r}"
+        ) from None
+
+
+def _listen(s: Setting, value: Any, name: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    ok = bool(host) and re.fullmatch(r"[0-9]{1,5}", port) is not None and int(port) <= 65535
+    _expect(ok, "HOST:PORT", value, name)
+    return host.strip("[]"), int(port)
+
+
+def _variable(s: Setting, value: Any, name: str) -> str:
+    _expect(isinstance(value, str) and bool(value), "a variable name", value, name)
+    return value
+
+
+def _table(s: Setting, value: Any, name: str) -> dict[str, str]:
+    _expect(isinstance(value, dict), "a table", value, name)
+    unknown = sorted(k for k in value if s.keys and k not in s.keys)
+    if unknown:
+        what = s.keys_name
+        raise ConfigError(f"{name}: unknown {what}(s) {unknown}; known: {', '.join(s.keys)}")
+    for key, item in value.items():
+        if not isinstance(item, str) or (s.choices and item not in s.choices):
+            raise ConfigError(f"{name}.{key}: expected one of {', '.join(s.choices)}, got {item!r}")
+    return {**(s.default or {}), **value}
+
+
+_PARSERS = {
+    str: _text,
+    int: _integer,
+    float: _float,
+    bool: _boolean,
+    list: _texts,
+    SECONDS: _float,
+    DURATION: _duration,
+    LISTEN: _listen,
+    PATH: _text,
+    VARIABLE: _variable,
+    TABLE: _table,
+}

@@ -121,7 +121,7 @@ class Outbox:
             self._new.append(
                 Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority)
             )
-        if first:  # one wake-up per batch is enough
+        if first or self._backoff:  # once per batch; each time while the database is locked
             self.waker.wake()
 
     def record(self, op: Callable[..., Any], *args: Any) -> None:
@@ -257,6 +257,8 @@ class Outbox:
     def _take_retries(self) -> None:
         conn = self.db.conn
         assert conn is not None
+        if not sql.has_retries(conn):  # the usual case: no write lock taken
+            return
         try:
             with transaction(conn):
                 rows = sql.take_retries(conn)

@@ -66,6 +66,11 @@ def mark_sent(db: sqlite3.Connection, ids: list[int], at: float) -> None:
     )
 
 
+def has_retries(db: sqlite3.Connection) -> bool:
+    """Whether ``lcbot outbox retry`` marked rows (a read: no write lock needed)."""
+    return db.execute("SELECT 1 FROM outbox WHERE state = 'retry' LIMIT 1").fetchone() is not None
+
+
 def take_retries(db: sqlite3.Connection) -> list[tuple]:
     """Rows ``lcbot outbox retry`` marked while the bot runs; they become pending (at once,
     so that the next look does not take them again)."""

@@ -77,7 +77,7 @@ def make_workload(n: int, seed: int = 7):
     return admins, users, work
 
 
-async def run(n: int, data_dir: Path) -> None:
+async def run(n: int, data_dir: Path) -> tuple:
     admins, users, work = make_workload(n)
     raw = {
         "bot": {"data_dir": str(data_dir), "slow_notice": 10},

@@ -19,7 +19,8 @@ everything they caused has been handled and delivered: no sleeps needed.
 * ``lines(user)``: every line delivered to ``user``.
 
 ``running_bot(folder, *plugins, …)`` is the same bot for ``async`` tests; ``TestBot`` (the
-fixture's bots) drives it from synchronous code.
+fixture's bots) drives it from synchronous code. The ``lcbot_bot`` fixture itself lives in
+``lcbot.pytest_plugin`` (a ``pytest11`` plugin), so this module needs no pytest.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 DEFAULT_USERS = {"alice": "root", "bob": "admin", "carol": "user"}
 
@@ -58,7 +57,8 @@ class Harness:
     ``plugins``: modules or objects with hook functions, or ``(name, plugin)`` pairs (the
     name is the plugin's config section). ``users``: ``{name: pri}`` or ``(name, pri)``
     pairs; ``config``: more lcbot.toml sections. With ``toml`` (an existing lcbot.toml)
-    the bot uses that file instead. Only the built-in plugins (unless ``builtins=False``)
+    the bot uses that file instead. ``transport``: a ``MemoryTransport`` (or subclass) to
+    use instead of a new one. Only the built-in plugins (unless ``builtins=False``)
     and ``plugins`` are loaded.
     """
 
@@ -71,6 +71,7 @@ class Harness:
         builtins: bool = True,
         identity: str = "name",
         toml: Path | None = None,
+        transport: Any = None,
     ) -> None:
         self.folder = folder
         self.plugins = list(plugins)
@@ -105,7 +106,7 @@ class Harness:
         failed = [r for r in host.records.values() if r.status == "failed"]
         if failed:
             raise RuntimeError(f"plugin {failed[0].name} failed: {failed[0].error}")
-        self.transport = MemoryTransport(identity=identity)
+        self.transport = transport or MemoryTransport(identity=identity)
         self.app = App(lcbot_config.load(toml), self.transport, plugins=host)
 
     # --- running ------------------------------------------------------------------------
@@ -259,22 +260,3 @@ class TestBot:
             with contextlib.suppress(Exception):
                 self._run(self.harness.stop())
             self.loop.close()
-
-
-@pytest.fixture
-def lcbot_bot(tmp_path: Path):
-    """A factory: ``lcbot_bot(plugins=[...], users={name: pri}, config={section: {...}})``."""
-    bots: list[TestBot] = []
-
-    def make(
-        plugins: Iterable[Any] = (),
-        users: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> TestBot:
-        bot = TestBot(Harness(tmp_path / f"bot{len(bots)}", plugins, users, config))
-        bots.append(bot)
-        return bot
-
-    yield make
-    for bot in bots:
-        bot.close()

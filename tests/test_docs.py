@@ -36,3 +36,32 @@ def test_hookspec_has_docstring(name):
 def test_documented_hooks_exist():
     documented = re.findall(r"^### `(\w+)\(", DOC, flags=re.M)
     assert sorted(documented) == sorted(HOOKS)
+
+
+# --- the configuration table is the schema ------------------------------------------------
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def readme_table() -> str:
+    start = README.index("| key | type | default | meaning |")
+    end = README.index("\n\n", start)
+    return README[start:end] + "\n"
+
+
+def test_readme_configuration_table_is_generated_from_the_schema():
+    from lcbot.schema import markdown_table
+
+    expected = markdown_table()
+    assert readme_table() == expected, (
+        "README's configuration table differs from lcbot.schema; replace it with the output "
+        "of `python -m lcbot.schema`:\n" + expected
+    )
+
+
+def test_every_section_of_the_schema_is_in_the_readme_sample():
+    from lcbot.schema import SCHEMA
+
+    sample = README[README.index("```toml\n[bot]") :]
+    for name in SCHEMA:
+        assert f"[{name}]" in sample or name == "ingress", f"[{name}] missing from the sample"

@@ -27,17 +27,17 @@ def wechat_settings(cfg: config.Config):
     return WechatySettings.from_settings(cfg.settings["wechaty"], cfg.settings["security"])
 
 
+AUTO_CONSOLE = (
+    "no WeChat puppet service configured: using the console "
+    "(set WECHATY_PUPPET_SERVICE_ENDPOINT and WECHATY_PUPPET_SERVICE_TOKEN to connect)"
+)
+
+
 def choose_transport(cfg: config.Config, requested: str) -> str:
     """``--transport``, else ``[bot] transport``; ``auto``: WeChat when configured."""
     choice = cfg.bot.transport if requested == "auto" else requested
     if choice == "auto":
-        if wechat_settings(cfg).configured:
-            return "wechaty"
-        logging.getLogger("lcbot").info(
-            "no WeChat puppet service configured: using the console "
-            "(set WECHATY_PUPPET_SERVICE_ENDPOINT and WECHATY_PUPPET_SERVICE_TOKEN to connect)"
-        )
-        return "console"
+        return "wechaty" if wechat_settings(cfg).configured else "auto-console"
     return choice
 
 
@@ -80,7 +80,8 @@ def run(
             )
         bot_transport = WechatyTransport(settings, cfg.bot.data_dir)
     else:
-        bot_transport = console_transport(cfg, as_user)
+        hint = AUTO_CONSOLE if chosen == "auto-console" else None
+        bot_transport = console_transport(cfg, as_user, hint)
 
     import asyncio
 
@@ -90,7 +91,7 @@ def run(
     raise typer.Exit(asyncio.run(app.run()))
 
 
-def console_transport(cfg: config.Config, as_user: str | None):
+def console_transport(cfg: config.Config, as_user: str | None, hint: str | None = None):
     from lcbot.transports.console import ConsoleTransport
     from lcbot.users import Directory
 
@@ -103,4 +104,4 @@ def console_transport(cfg: config.Config, as_user: str | None):
         user = directory.first_root()
         if user is None:
             raise UsageError("no root user to type as: add one, or pass --as NAME")
-    return ConsoleTransport(user.name)
+    return ConsoleTransport(user.name, hint=hint)

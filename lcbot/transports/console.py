@@ -24,9 +24,16 @@ class ConsoleTransport(Transport):
     name = "console"
     identity = "name"
 
-    def __init__(self, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None):
+    def __init__(
+        self,
+        user: str,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        hint: str | None = None,
+    ):
         super().__init__()
         self.user = user
+        self.hint = hint  # logged once the console starts (why the console was chosen)
         self.stdin = stdin or sys.stdin or io.StringIO()  # fd 0 closed: no input
         from rich.console import Console
 
@@ -34,6 +41,8 @@ class ConsoleTransport(Transport):
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, on_message: OnMessage) -> None:
+        if self.hint:
+            log.info("%s", self.hint)
         self.set_ready(True)
         self._task = asyncio.create_task(self._read(on_message), name="lcbot-console")
 

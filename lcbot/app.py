@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lcbot.alerts import Alert, AlertSettings
-from lcbot.bot import Bot, BotCore
+from lcbot.bot import AlertControls, Bot, BotCore
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.db import DB_NAME, Database, transaction
@@ -108,6 +108,7 @@ class App:
             alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
         )
         self.scheduler = Scheduler()
+        self.plugins.on_disable.append(self.scheduler.cancel_owner)
         self.pool = HandlerPool(config.bot.workers)
         self.state = StateStore(self.outbox.record)
         self.core = BotCore(
@@ -120,7 +121,7 @@ class App:
             state=self.state,
             registry=self.registry,
             allowed=self.plugins.allowed,
-            alerts=self.router,
+            alerts=AlertControls(self.router),
         )
         binder = Binder(self._redeem, self.roster.bind, self.outbox.put)
         self.dispatcher = Dispatcher(
@@ -205,7 +206,10 @@ class App:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, signals: bool = False) -> None:
-        """Start every component in order; if one fails, stop those already started."""
+        """Start every component in order; if one fails, stop those already started.
+        An App starts once (build another to start again)."""
+        if self._loop is not None:
+            raise RuntimeError("this App has been started already; build a new one")
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         stack = contextlib.AsyncExitStack()

@@ -20,8 +20,8 @@ from lcbot.state import PluginState, StateStore
 from lcbot.users import Directory, User
 
 
-class AlertControls(Protocol):
-    """``bot.alerts``: silences and mutes (the router)."""
+class Controls(Protocol):
+    """What ``bot.alerts`` reaches (the alert router)."""
 
     def mute(self, user: str, seconds: float) -> float: ...
 
@@ -32,6 +32,35 @@ class AlertControls(Protocol):
     def unsilence(self, key: str) -> bool: ...
 
     def active_silences(self) -> list[tuple[str, float, str]]: ...
+
+
+class AlertControls:
+    """``bot.alerts``: silences and mutes — and nothing else of the router."""
+
+    __slots__ = ("_router",)
+
+    def __init__(self, router: Controls) -> None:
+        self._router = router
+
+    def mute(self, user: str, seconds: float) -> float:
+        """Pause alerts to ``user`` for ``seconds``; returns when the mute ends (epoch)."""
+        return self._router.mute(user, seconds)
+
+    def unmute(self, user: str) -> bool:
+        """End ``user``'s mute; False if there was none."""
+        return self._router.unmute(user)
+
+    def silence(self, key: str, seconds: float, by: str) -> None:
+        """Drop alerts with ``key`` for ``seconds`` (``by``: who asked)."""
+        self._router.silence(key, seconds, by)
+
+    def unsilence(self, key: str) -> bool:
+        """End the silence of ``key``; False if there was none."""
+        return self._router.unsilence(key)
+
+    def active_silences(self) -> list[tuple[str, float, str]]:
+        """``(key, until, by)`` of each silence in force."""
+        return self._router.active_silences()
 
 
 @dataclass

@@ -133,12 +133,15 @@ class Registry:
         self.commands[command.name] = command
         return True
 
-    def update(self, name: str, **changes: Any) -> Command:
+    def update(self, name: str, /, **changes: Any) -> Command:
         """Change fields of a registered command (e.g. ``pri=Pri.ADMIN``, ``handler=fn``)."""
         current = self.get(name)
         if current is None:
             raise KeyError(f"no command {name!r}")
         updated = replace(current, **changes)
+        taken = self.commands.get(updated.name)
+        if taken is not None and taken is not current:
+            raise ValueError(f"command {updated.name!r} belongs to plugin {taken.plugin!r}")
         self.commands.pop(current.name)
         self.commands[updated.name] = updated
         return updated
@@ -204,9 +207,10 @@ class PluginRegistry:
             raise KeyError(f"no command {name!r} of plugin {self.plugin!r}")
         return command
 
-    def update(self, name: str, **changes: Any) -> Command:
-        """Change fields of one of this plugin's commands."""
+    def update(self, name: str, /, **changes: Any) -> Command:
+        """Change fields of one of this plugin's commands (not the plugin it belongs to)."""
         self._own(name)
+        changes.pop("plugin", None)
         return self._registry.update(name, **changes)
 
     def remove(self, name: str) -> Command | None:

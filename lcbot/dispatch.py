@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lcbot.dispatch")
 
 QUIT_CONFIRM_SECONDS = 60.0
+STOPPING = "the bot is stopping: not run; send it again once it is back"
 
 Put = Callable[..., None]  # the outbox's put(recipient, text, kind="reply")
 
@@ -121,6 +122,7 @@ class Dispatcher:
         self.running: dict[int, tuple[float, str, str]] = {}  # token → started, to, name
         self.active = 0  # messages being handled
         self.open = asyncio.Event()  # set once the bot has started: messages wait for it
+        self.closed = False  # set when the bot stops: new messages are not run
         self._idle = asyncio.Event()
         self._idle.set()
         self._tokens = itertools.count()
@@ -130,11 +132,14 @@ class Dispatcher:
 
     @contextlib.asynccontextmanager
     async def serving(self, stop_wait: Callable[[], float]) -> AsyncIterator[None]:
-        """Handle messages from here on; at the end, wait (``stop_wait()`` s at most) for
-        the commands still running."""
+        """Handle messages from here on; at the end, take no new command and wait
+        (``stop_wait()`` s at most) for the commands still running."""
         self.open.set()
         try:
             yield
+        finally:
+            self.closed = True  # before the shutdown hooks: no command runs after them
+        try:
             if not await self.wait_idle(stop_wait()):
                 log.warning("stopping while commands still run; their answers may be lost")
         finally:
@@ -161,8 +166,11 @@ class Dispatcher:
     async def handle(self, msg: Incoming) -> None:
         """Handle one message to completion (the handler included); never raises.
         Messages that arrive before the bot has started wait for it."""
-        if not self.open.is_set():
+        if not self.open.is_set() and not self.closed:
             await self.open.wait()
+        if self.closed:
+            self._refuse(msg)
+            return
         self.active += 1
         self._idle.clear()
         try:
@@ -173,6 +181,13 @@ class Dispatcher:
             self.active -= 1
             if self.active == 0:
                 self._idle.set()
+
+    def _refuse(self, msg: Incoming) -> None:
+        """The bot is stopping: a known user is told the command did not run."""
+        user = self.people.identify(msg)
+        if user is not None and msg.text.strip():
+            log.info("%s sent a message while the bot stops: not run", user.name)
+            self.say(msg.reply_to or user.name, STOPPING)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no message is being handled (or ``timeout``); True if idle."""

@@ -147,8 +147,10 @@ class Drainer:
     # --- timing ---------------------------------------------------------------------------
 
     def _ready_at(self, recipient: str) -> float:
-        """When ``recipient`` may be sent to (backoff and gap); ``inf`` while uncommitted."""
-        if recipient in self.uncommitted:
+        """When ``recipient`` may be sent to (backoff and gap); ``inf`` while the mark of
+        their last stored message is not stored yet — unless what waits was never stored
+        (sent while the database is locked: a crash cannot repeat it)."""
+        if recipient in self.uncommitted and self.queues[recipient][0][2].stored:
             return float("inf")
         gap = self.pacing.per_recipient_gap
         after_gap = self.last_send.get(recipient, float("-inf")) + gap if gap else 0.0
@@ -194,7 +196,9 @@ class Drainer:
             await asyncio.sleep(0)  # let producers run between rounds
 
     def _batch(self, recipient: str) -> tuple[str, list[Message], list[Message]]:
-        """The next text for ``recipient``: (text, messages it completes, messages it carries)."""
+        """The next text for ``recipient``: (text, messages it completes, messages it carries).
+        While the recipient waits for a mark, only messages never stored go."""
+        unstored_only = recipient in self.uncommitted
         queue = self.queues[recipient]
         limit = self.pacing.max_chars
         first = queue[0][2]
@@ -204,6 +208,8 @@ class Drainer:
         texts, done, size = [], [], -1
         for _, _, m in queue:
             if size + 1 + len(m.text) > limit or m.id in self.parts:
+                break
+            if unstored_only and m.stored:
                 break
             texts.append(m.text)
             done.append(m)

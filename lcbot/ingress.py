@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lcbot.alerts import MAX_TEXT, MAX_TITLE, Alert, InvalidAlert, make_alert
+from lcbot.db import Busy
 from lcbot.errors import ConfigError, LcbotError
 
 log = logging.getLogger("lcbot.ingress")
@@ -284,7 +285,7 @@ class Ingress:
             return self._json_error(400, str(exc))
         try:
             ids = await asyncio.to_thread(self.store, alerts)
-        except sqlite3.OperationalError as exc:  # locked by another process for too long
+        except (Busy, sqlite3.OperationalError) as exc:  # locked by another process too long
             log.warning("could not store alerts from %s: %s", request.remote, exc)
             return self._json_error(503, "the database is busy; retry")
         return web.json_response({"ids": ids}, status=202)

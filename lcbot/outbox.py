@@ -158,7 +158,10 @@ class Outbox:
         """Load counts and the rows still pending from earlier runs (they go to the feed)."""
         conn = self.db.conn
         assert conn is not None, "the database is not open"
-        self._ids = itertools.count(sql.next_id(conn))
+        with self._lock:  # messages put before the start get ids after the stored ones
+            self._ids = itertools.count(sql.next_id(conn))
+            for message in self._new:
+                message.id = next(self._ids)
         self.counts = sql.counts(conn)
         self.last_sent_at = sql.last_sent_at(conn)
         pending = [Message(*row) for row in sql.pending_rows(conn)]
@@ -184,19 +187,10 @@ class Outbox:
         except Busy:
             self._requeue(new, sent, failed, ops)
             return False
-        except sqlite3.Error as exc:
-            if not ops:
-                self._requeue(new, sent, failed, ops)
-                raise
-            # one bad write must not hold up the messages: store them, then each write alone
-            log.error("a batch could not be stored (%s); storing its writes one by one", exc)
-            try:
-                with transaction(conn):
-                    self._write(conn, new, sent, failed, [])
-            except BaseException:
-                self._requeue(new, sent, failed, ops)
-                raise
-            self._isolate(conn, ops)
+        except Exception as exc:  # a row or a write that cannot be stored: not the others
+            name = type(exc).__name__
+            log.error("a batch could not be stored (%s: %s); storing it piece by piece", name, exc)
+            return self._piecewise(conn, new, sent, failed, ops, batch)
         self._stored(new, sent, failed, batch)
         return True
 
@@ -209,23 +203,39 @@ class Outbox:
         if sent:
             sql.mark_sent(conn, sent, self.clock())
 
-    def _isolate(self, conn: sqlite3.Connection, ops) -> None:
-        for op, args in ops:
+    def _piecewise(self, conn: sqlite3.Connection, new, sent, failed, ops, batch: int) -> bool:
+        """Each message, the marks, then each write in its own transaction: what fails is
+        logged and dropped; if the lock is lost meanwhile, what is left is queued again."""
+        pieces = [(self._write, ([m], [], [], [])) for m in new]
+        pieces.append((self._write, ([], sent, failed, [])))
+        pieces += [(self._write, ([], [], [], [item])) for item in ops]
+        stored: list[Message] = []
+        for i, (write, args) in enumerate(pieces):
             try:
                 with transaction(conn):
-                    op(conn, *args)
+                    write(conn, *args)
             except Busy:
-                self.record(op, *args)
-            except sqlite3.Error:
-                log.exception(
-                    "dropped a database write that fails: %s", getattr(op, "__name__", op)
+                rest = pieces[i:]
+                self._requeue(
+                    [m for _, a in rest for m in a[0]],
+                    [s for _, a in rest for s in a[1]],
+                    [f for _, a in rest for f in a[2]],
+                    [o for _, a in rest for o in a[3]],
                 )
+                self._stored(stored, [], [], None)
+                return False
+            except Exception:
+                log.exception("dropped a message or write that cannot be stored")
+                continue
+            stored += args[0]
+        self._stored(stored, sent, failed, batch)
+        return True
 
     def _requeue(self, new, sent, failed, ops) -> None:
         with self._lock:  # in front of what came meanwhile: nothing is dropped or reordered
             self._new[:0], self._sent[:0], self._failed[:0], self._ops[:0] = new, sent, failed, ops
 
-    def _stored(self, new: list[Message], sent: list[int], failed: list, batch: int) -> None:
+    def _stored(self, new: list[Message], sent: list[int], failed: list, batch: int | None) -> None:
         dead = sum(1 for row in failed if row[1] == "dead")
         counts = self.counts
         counts["pending"] += len(new) - len(sent) - dead
@@ -257,16 +267,20 @@ class Outbox:
     def _take_retries(self) -> None:
         conn = self.db.conn
         assert conn is not None
-        if not sql.has_retries(conn):  # the usual case: no write lock taken
-            return
         try:
+            if not sql.has_retries(conn):  # the usual case: no write lock taken
+                return
             with transaction(conn):
                 rows = sql.take_retries(conn)
-        except Busy:
+        except Exception as exc:  # locked, or a read error: the next look tries again
+            log.debug("could not look for retried messages: %s", exc)
             return
         if rows:
-            self.counts["pending"] += len(rows)
-            self.counts["dead"] = max(0, self.counts["dead"] - len(rows))
+            counts = self.counts
+            counts["pending"] += len(rows)
+            from_retry = min(len(rows), counts["retry"])  # marked while the bot was stopped
+            counts["retry"] -= from_retry
+            counts["dead"] = max(0, counts["dead"] - (len(rows) - from_retry))
             self.feed.push([Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows])
 
     def expire(self, before: float, limit: int) -> tuple[int, bool]:
@@ -310,7 +324,7 @@ class Outbox:
     def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             stored = self.flush()
-        except sqlite3.Error:
+        except Exception:  # the writer never dies: it retries, with backoff
             log.exception("could not write the outbox; retrying")
             stored = False
         if stored:
@@ -327,14 +341,30 @@ class Outbox:
         self._release_volatile()
 
     def close(self, attempts: int = 10) -> None:
-        """Final commit at stop (waits up to about two seconds for a locked database)."""
+        """Final commit (no event loop: tests, tools)."""
         for _ in range(attempts):
-            try:
-                if self.flush():
-                    return
-            except sqlite3.Error:
-                log.exception("could not write the outbox")
+            if self._final_flush():
+                return
             time.sleep(0.2)
+        self._lost()
+
+    async def aclose(self, attempts: int = 10) -> None:
+        """Final commit at stop: waits (without blocking the loop) up to about two seconds
+        for a locked database."""
+        for _ in range(attempts):
+            if self._final_flush():
+                return
+            await asyncio.sleep(0.2)
+        self._lost()
+
+    def _final_flush(self) -> bool:
+        try:
+            return self.flush()
+        except Exception:
+            log.exception("could not write the outbox")
+            return False
+
+    def _lost(self) -> None:
         log.error("the database stayed locked: %d message(s) not stored", len(self._new))
 
     @contextlib.asynccontextmanager
@@ -346,4 +376,4 @@ class Outbox:
             async with background(self.run(), "lcbot-outbox") as task:
                 yield task
         finally:
-            self.close()
+            await self.aclose()

@@ -38,14 +38,15 @@ import pluggy
 
 from lcbot import hookspecs
 from lcbot.commands import Registry
+from lcbot.guards import DISABLING, adapt, snapshot
+from lcbot.setting import check_schema
+from lcbot.users import Pri
 
 log = logging.getLogger("lcbot.plugins")
 
 ENTRY_POINT_GROUP = "lcbot"
 LOAD_ENV = "LCBOT_LOAD_PLUGINS"
 BUILTINS = ("lcbot.builtin.basics", "lcbot.builtin.alerting")
-VIEWS = ("bot", "registry")  # arguments replaced by the plugin's own view (``for_plugin``)
-DISABLING = ("register_commands", "config_schema", "lcbot_startup")
 
 
 @dataclass
@@ -87,6 +88,8 @@ class PluginHost:
         self.rank: dict[str, int] = {}  # plugin → load order (for command name conflicts)
         self.schemas: dict[str, list[Any]] = {}  # plugin → its config_schema() settings
         self.registry: Registry | None = None
+        self.vetoes: set[str] = set()  # disabled plugins that had an authorize hook
+        self.on_disable: list[Any] = []  # called with a plugin's name when it is disabled
         self._to_disable: list[tuple[str, BaseException, str]] = []
         allow = os.environ.get(LOAD_ENV)
         self.allow = None if allow is None else {a.strip() for a in allow.split(",") if a.strip()}
@@ -156,7 +159,7 @@ class PluginHost:
             return
         try:
             plugin = importer()
-            adapter = self._adapt(plugin, record.name)
+            adapter = adapt(self.pm, plugin, record.name, self)
             self.pm.register(adapter, name=record.name)
             self.pm.check_pending()
         except (Exception, SystemExit) as exc:
@@ -170,63 +173,15 @@ class PluginHost:
             record.version = getattr(plugin, "__version__", None)
         record.hooks = sorted(c.name for c in self.pm.get_hookcallers(adapter) or ())
 
-    # --- the guards --------------------------------------------------------------------
+    # --- what the guards report (lcbot.guards) -----------------------------------------
 
-    def _adapt(self, plugin: Any, name: str) -> Any:
-        """An object pluggy registers in the plugin's place: one guard per implementation."""
-        adapter = types.SimpleNamespace()
-        for attr in dir(plugin):
-            opts = self.pm.parse_hookimpl_opts(plugin, attr)
-            if opts is None:
-                continue
-            hook = opts.get("specname") or attr
-            guard = self._guard(getattr(plugin, attr), name, hook, opts)
-            setattr(guard, "lcbot_impl", opts)  # noqa: B010 (pluggy's marker attribute)
-            setattr(adapter, attr, guard)
-        return adapter
-
-    def _guard(self, fn: Any, plugin: str, hook: str, opts: dict[str, Any]) -> Any:
-        params = list(inspect.signature(fn).parameters)
-        views = [(i, n) for i, n in enumerate(params) if n in VIEWS]
-
-        def own(args: tuple) -> list:
-            args_list = list(args)
-            for i, _ in views:
-                if i < len(args_list):
-                    args_list[i] = args_list[i].for_plugin(plugin)
-            return args_list
-
-        if opts.get("wrapper") or opts.get("hookwrapper"):  # pluggy drives the generator
-
-            def guard(*args: Any) -> Any:
-                return (yield from fn(*own(args)))
-
-        elif inspect.iscoroutinefunction(fn):
-
-            async def guard(*args: Any) -> Any:
-                saved = _snapshot(hook, args)
-                try:
-                    return self._result(plugin, hook, await fn(*own(args)))
-                except (Exception, SystemExit) as exc:
-                    return self._failed(plugin, hook, exc, args, saved)
-
-        else:
-
-            def guard(*args: Any) -> Any:
-                saved = _snapshot(hook, args)
-                try:
-                    return self._result(plugin, hook, fn(*own(args)))
-                except (Exception, SystemExit) as exc:
-                    return self._failed(plugin, hook, exc, args, saved)
-
-        return functools.update_wrapper(guard, fn)
-
-    def _result(self, plugin: str, hook: str, result: Any) -> Any:
+    def result(self, plugin: str, hook: str, result: Any) -> Any:
+        """A guarded implementation returned ``result`` (a schema is checked here)."""
         if hook == "config_schema":
-            self.schemas[plugin] = list(result or [])
+            self.schemas[plugin] = check_schema(result)
         return result
 
-    def _failed(self, plugin: str, hook: str, exc: BaseException, args: tuple, saved: Any) -> Any:
+    def failed(self, plugin: str, hook: str, exc: BaseException, args: tuple, saved: Any) -> Any:
         """Apply ``hook``'s error policy; the return value stands in for the result."""
         if hook in DISABLING:
             self._to_disable.append((plugin, exc, hook))
@@ -271,6 +226,13 @@ class PluginHost:
         if record is None or record.status == "failed":
             return
         self._mark_failed(record, exc, during)
+        if "authorize" in record.hooks:  # its policy cannot be checked any more: fail closed
+            self.vetoes.add(name)
+            log.error(
+                "plugin %s had an authorize hook: commands are denied to everyone but root "
+                "users until it loads again",
+                name,
+            )
         if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
         self.schemas.pop(name, None)
@@ -278,6 +240,8 @@ class PluginHost:
         if self.registry is not None:
             self.registry.remove_plugin(name)
         record.commands = []
+        for callback in self.on_disable:  # e.g. the scheduler drops the plugin's jobs
+            callback(name)
 
     # --- calling hooks (pm.hook.<name>) -----------------------------------------------
 
@@ -285,7 +249,10 @@ class PluginHost:
         """Let every plugin fill ``registry``; a plugin that raises loses its commands."""
         self.registry = registry
         registry.rank = self.rank
-        self.pm.hook.register_commands(registry=registry)
+        try:
+            self.pm.hook.register_commands(registry=registry)
+        except Exception:  # the guards catch the implementations; only pluggy itself is left
+            log.exception("register_commands could not be called")
         self._disable_failed()
         for record in self.records.values():
             record.commands = sorted(c.name for c in registry if c.plugin == record.name)
@@ -293,17 +260,22 @@ class PluginHost:
 
     def config_schemas(self) -> dict[str, list[Any]]:
         """Each plugin's ``config_schema()``, by plugin name (section name)."""
-        self.pm.hook.config_schema()
+        try:
+            self.pm.hook.config_schema()
+        except Exception:
+            log.exception("config_schema could not be called")
         self._disable_failed()
         return dict(self.schemas)
 
     @functools.cached_property
     def has_authorize(self) -> bool:
-        return bool(self.pm.hook.authorize.get_hookimpls())
+        return bool(self.vetoes) or bool(self.pm.hook.authorize.get_hookimpls())
 
     def authorize(self, user: Any, command: Any, extra: str | None) -> bool | None:
         """The plugins' combined vote: False if any denies, True if any allows, else None.
-        A wrapper that raises (the guards catch the others) denies too."""
+        A disabled plugin that had an authorize hook denies everyone but root."""
+        if self.vetoes and user.pri is not Pri.ROOT:
+            return False
         try:
             votes = self.pm.hook.authorize(user=user, command=command, extra=extra)
         except Exception:
@@ -327,10 +299,12 @@ class PluginHost:
 
     def on_alert(self, alert: Any) -> bool:
         """Run the ``on_alert`` hooks; False when one suppresses the alert."""
+        saved = snapshot("on_alert", (alert,))
         try:
             return False not in self.pm.hook.on_alert(alert=alert)
         except Exception:
-            log.exception("an on_alert hook wrapper raised; the alert goes on")
+            log.exception("the on_alert hooks could not be called; the alert goes on unchanged")
+            alert.__dict__.update(saved)
             return True
 
     async def startup(self, bot: Any) -> None:
@@ -343,22 +317,12 @@ class PluginHost:
         try:
             results = caller(bot=bot)
         except Exception:
-            log.exception("a %s hook wrapper raised", caller.name)
+            log.exception("the %s hooks could not be called", caller.name)
             results = []
         for result in results:
             if inspect.isawaitable(result):
                 await result
         self._disable_failed()
-
-
-def _snapshot(hook: str, args: tuple) -> Any:
-    """What ``on_alert`` must restore when an implementation raises."""
-    if hook != "on_alert" or not args:
-        return None
-    state = dict(vars(args[0]))
-    if isinstance(state.get("recipients"), list):
-        state["recipients"] = list(state["recipients"])
-    return state
 
 
 def _import_path(name: str, path: Path, package_dir: Path | None) -> types.ModuleType:

@@ -23,6 +23,7 @@ from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
+from lcbot.outbox import clean_text
 from lcbot.schema import LEVELS
 from lcbot.users import Directory, Pri, User
 
@@ -73,7 +74,8 @@ class AlertRouter:
         self.mutes: dict[str, float] = {}  # user → until
         self._submitted: deque[Alert] = deque()
         self._expire_after: int | None = None  # where retention goes on (an alert id)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the submitted alerts
+        self._controls = threading.Lock()  # silences and mutes
 
     def open(self) -> None:
         """Load de-duplication state, silences and mutes."""
@@ -148,6 +150,10 @@ class AlertRouter:
             alert.level = "warning"
         if not isinstance(alert.text, str) or not alert.text:
             raise TypeError(f"a hook set alert.text to {alert.text!r}")
+        alert.text = clean_text(alert.text)  # a hook may have added undecodable text
+        alert.title, alert.key = (
+            clean_text(v) if isinstance(v, str) else v for v in (alert.title, alert.key)
+        )
         if alert.recipients is not None and (
             not isinstance(alert.recipients, list | tuple)
             or not all(isinstance(r, str) for r in alert.recipients)
@@ -207,27 +213,32 @@ class AlertRouter:
 
     def silence(self, key: str, seconds: float, by: str) -> None:
         until = self.clock() + seconds
-        self.silences[key] = (until, by)
-        self.writer.record(sql.save_silence, key, until, by)
+        with self._controls:
+            self.silences[key] = (until, by)
+            self.writer.record(sql.save_silence, key, until, by)
 
     def unsilence(self, key: str) -> bool:
-        self.writer.record(sql.delete_silence, key)
-        return self.silences.pop(key, None) is not None
+        with self._controls:
+            self.writer.record(sql.delete_silence, key)
+            return self.silences.pop(key, None) is not None
 
     def active_silences(self) -> list[tuple[str, float, str]]:
         """``(key, until, by)`` of each silence in force, by key."""
         now = self.clock()
-        return sorted((k, u, b) for k, (u, b) in self.silences.items() if u > now)
+        with self._controls:
+            return sorted((k, u, b) for k, (u, b) in self.silences.items() if u > now)
 
     def mute(self, user: str, seconds: float) -> float:
         until = self.clock() + seconds
-        self.mutes[user] = until
-        self.writer.record(sql.save_mute, user, until)
+        with self._controls:
+            self.mutes[user] = until
+            self.writer.record(sql.save_mute, user, until)
         return until
 
     def unmute(self, user: str) -> bool:
-        self.writer.record(sql.delete_mute, user)
-        return self.mutes.pop(user, None) is not None
+        with self._controls:
+            self.writer.record(sql.delete_mute, user)
+            return self.mutes.pop(user, None) is not None
 
     # --- retention --------------------------------------------------------------------------
 
@@ -237,16 +248,20 @@ class AlertRouter:
         Returns (alerts deleted, whether more may be left)."""
         quiet_before = now - self.settings.repeat_interval
         any_before = now - self.settings.keep
+        keys_before = min(any_before, quiet_before)  # never within a key's repeat interval
         for key, (last_sent, repeats, _) in list(self.keys.items()):
-            if last_sent < any_before or (repeats == 0 and last_sent < quiet_before):
+            if last_sent < keys_before or (repeats == 0 and last_sent < quiet_before):
                 del self.keys[key]
-        self.silences = {k: v for k, v in self.silences.items() if v[0] > now}
-        self.mutes = {u: t for u, t in self.mutes.items() if t > now}
+        with self._controls:  # chat commands change these from handler threads
+            for ended in [k for k, (until, _) in self.silences.items() if until <= now]:
+                del self.silences[ended]
+            for ended in [u for u, until in self.mutes.items() if until <= now]:
+                del self.mutes[ended]
         conn = self.db.conn
         assert conn is not None
         try:
             with transaction(conn):
-                sql.expire_keys(conn, quiet_before, any_before)
+                sql.expire_keys(conn, quiet_before, keys_before)
                 sql.expire_silences_and_mutes(conn, now)
                 deleted, self._expire_after = sql.delete_old(
                     conn, any_before, limit, self._expire_after or 0

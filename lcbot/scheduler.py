@@ -118,6 +118,16 @@ class Scheduler:
         trigger = CronTrigger.from_crontab(expression)  # ValueError on a bad expression
         return self._add(fn, trigger, name, owner)
 
+    def cancel_owner(self, owner: str) -> None:
+        """Remove every job of ``owner`` (a plugin that was disabled)."""
+        with self._lock:
+            scheduler = self._scheduler
+        if scheduler is None:
+            return
+        for job in scheduler.get_jobs():
+            if job.id.startswith(f"{owner}:"):
+                job.remove()
+
     @contextlib.contextmanager
     def running(self, loop: Any, run_sync: Callable[..., Any]) -> Iterator[None]:
         """Jobs run on ``loop`` (they may be added from any thread); plain functions through

@@ -216,3 +216,19 @@ _PARSERS = {
     VARIABLE: _variable,
     TABLE: _table,
 }
+
+
+def check_schema(settings: Any) -> list[Setting]:
+    """What a plugin's ``config_schema()`` returned, checked: a list of ``Setting`` of known
+    kinds with distinct keys (``TypeError`` otherwise: the plugin is disabled)."""
+    items = list(settings or [])
+    keys = set()
+    for s in items:
+        if not isinstance(s, Setting):
+            raise TypeError(f"config_schema() must return Setting objects, not {s!r}")
+        if s.kind not in _PARSERS:
+            raise TypeError(f"setting {s.key!r}: unknown kind {s.kind!r}")
+        if s.key in keys:
+            raise TypeError(f"setting {s.key!r} is declared twice")
+        keys.add(s.key)
+    return items

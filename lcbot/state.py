@@ -18,6 +18,14 @@ MAX_KEY = 200
 MAX_VALUE = 64 * 1024  # characters of a value's JSON
 
 
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (undecodable bytes)
+        return False
+    return True
+
+
 class PluginState(MutableMapping[str, Any]):
     """``bot.state``: a dict-like store of one plugin; safe from any thread."""
 
@@ -31,9 +39,9 @@ class PluginState(MutableMapping[str, Any]):
         return self._values[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY:
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY or not _storable(key):
             raise KeyError(f"state keys are texts of 1-{MAX_KEY} characters, not {key!r}")
-        text = json.dumps(value, ensure_ascii=False)  # TypeError if JSON cannot hold it
+        text = json.dumps(value)  # TypeError if JSON cannot hold it; ASCII: always storable
         if len(text) > MAX_VALUE:
             raise ValueError(f"state value for {key!r} is larger than {MAX_VALUE:,} characters")
         with self._lock:

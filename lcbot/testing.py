@@ -118,6 +118,12 @@ class Harness:
     async def stop(self, timeout: float = 5.0) -> None:
         await self.app.stop(timeout)
 
+    async def __aenter__(self) -> Harness:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def restart(self) -> Harness:
         """Stop, and start a new bot on the same data dir with the same plugins and config."""
         await self.stop()

@@ -3,7 +3,9 @@
 A plugin implements any subset; argument names must match, but a hook may accept fewer
 arguments than are offered. Hooks are called through pluggy, so ``tryfirst``, ``trylast``
 and ``wrapper=True`` mean what pluggy documents; otherwise the plugin loaded last runs
-first. Each hook says what happens when an implementation raises.
+first. Each hook says what happens when an implementation (a wrapper too) raises.
+``register_commands``, ``authorize``, ``on_alert`` and ``config_schema`` must be plain
+``def``; the start-up and shutdown hooks may be ``async def``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def authorize(user: User, command: Command, extra: str | None) -> bool | None:
     otherwise any ``True`` allows; otherwise the privilege rule decides
     (``user.pri <= command.pri``).
     **If it raises**, that invocation is denied (fail closed) and the error is logged; the
-    plugin stays loaded.
+    plugin stays loaded. If the plugin is disabled (another of its hooks raised), every
+    command is denied to all but root users: its policy can no longer be checked.
     """
 
 

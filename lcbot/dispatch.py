@@ -44,6 +44,8 @@ class People(Protocol):
 
     def reachable(self, user: User) -> bool: ...
 
+    def reachable_users(self) -> list[User]: ...
+
 
 class Context:
     """What a handler receives: the invocation, its plugin's ``bot``, ways to answer.
@@ -263,8 +265,7 @@ class Dispatcher:
     def _notify_set(self, invocation: Invocation) -> None:
         user, command, extra = invocation.user, invocation.command, invocation.extra
         notice = f"{user.name} set {command.name}: {extra}"
-        reachable = self.people.reachable
-        others = [o for o in self.people.directory if o.name != user.name and reachable(o)]
+        others = [o for o in self.people.reachable_users() if o.name != user.name]
         for other in self.allowed_users(others, command, extra):
             self.say(other.name, notice, "notice")
 

@@ -27,6 +27,7 @@ class Roster:
     def __init__(self, users: list[User], identity: str, config_path: Path) -> None:
         self.directory = Directory(users)
         self._addresses: dict[str, Address | None] = {}  # recipient → address (this directory)
+        self._reachable: list[User] | None = None
         self.identity = identity
         self.config_path = config_path
         self._seen = self._stamp()
@@ -42,6 +43,12 @@ class Roster:
     def reachable(self, user: User) -> bool:
         """Whether messages to ``user`` can be delivered (by id: only once bound)."""
         return self.identity == "name" or bool(user.wxid)
+
+    def reachable_users(self) -> list[User]:
+        """Every user messages can be delivered to (kept until the users change)."""
+        if self._reachable is None:
+            self._reachable = [u for u in self.directory if self.reachable(u)]
+        return self._reachable
 
     def address(self, recipient: str) -> Address | None:
         """Where an outbox recipient is delivered now; None for an unknown or unbound user.
@@ -96,7 +103,7 @@ class Roster:
             log.warning("lcbot.toml changed but is not valid; keeping the current users: %s", exc)
             return False
         self.directory = Directory(users)
-        self._addresses = {}
+        self._addresses, self._reachable = {}, None
         log.info("lcbot.toml changed: %d user(s) loaded", len(users))
         return True
 

@@ -10,7 +10,6 @@ and the log of ``lcbot run``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from lcbot.errors import ConfigError
@@ -24,27 +23,51 @@ VARIABLE = "variable"  # the name of an environment variable
 TABLE = "table"  # a table of texts: keys ``keys`` (any if empty), values ``choices``
 
 
-@dataclass(frozen=True)
 class Setting:
     """One key of a section: ``Setting("interval", int, 60, "seconds between checks", min=1)``.
 
     ``kind``: ``str``, ``int``, ``float`` (any number), ``bool``, ``list`` (of texts), or
     one of ``SECONDS``, ``DURATION``, ``LISTEN``, ``PATH``, ``VARIABLE``, ``TABLE``.
     ``choices`` limits texts (and a table's values), ``min``/``max`` numbers. ``type_doc``
-    and ``default_doc`` override how the README table shows them.
+    and ``default_doc`` override how the README table shows them. (A plain class, not a
+    dataclass: the schema is built by every CLI command, and dataclasses cost start-up.)
     """
 
-    key: str
-    kind: Any
-    default: Any
-    doc: str
-    choices: tuple[str, ...] = ()
-    min: float | None = None
-    max: float | None = None
-    keys: tuple[str, ...] = ()
-    keys_name: str = "key"  # what a table's keys are, for messages and the README
-    type_doc: str = ""
-    default_doc: str = ""
+    __slots__ = (
+        "choices",
+        "default",
+        "default_doc",
+        "doc",
+        "key",
+        "keys",
+        "keys_name",
+        "kind",
+        "max",
+        "min",
+        "type_doc",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        kind: Any,
+        default: Any,
+        doc: str,
+        choices: tuple[str, ...] = (),
+        min: float | None = None,
+        max: float | None = None,
+        keys: tuple[str, ...] = (),
+        keys_name: str = "key",  # what a table's keys are, for messages and the README
+        type_doc: str = "",
+        default_doc: str = "",
+    ) -> None:
+        self.key, self.kind, self.default, self.doc = key, kind, default, doc
+        self.choices, self.min, self.max = tuple(choices), min, max
+        self.keys, self.keys_name = tuple(keys), keys_name
+        self.type_doc, self.default_doc = type_doc, default_doc
+
+    def __repr__(self) -> str:
+        return f"Setting({self.key!r}, {self.kind!r}, {self.default!r})"
 
     def parse(self, value: Any, where: str) -> Any:
         """The checked value; ConfigError ``where.key: expected …, got …`` otherwise."""
@@ -102,13 +125,15 @@ class Setting:
         return f'`"{value}"`'
 
 
-@dataclass(frozen=True)
 class Section:
     """A table of lcbot.toml; ``forbidden`` keys are refused with their message."""
 
-    name: str
-    settings: tuple[Setting, ...]
-    forbidden: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("forbidden", "name", "settings")
+
+    def __init__(
+        self, name: str, settings: tuple[Setting, ...], forbidden: dict[str, str] | None = None
+    ) -> None:
+        self.name, self.settings, self.forbidden = name, tuple(settings), dict(forbidden or {})
 
     def load(self, table: Any, where: str) -> dict[str, Any]:
         """Every setting's value (the default when absent), checked."""

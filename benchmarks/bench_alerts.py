@@ -28,7 +28,8 @@ from lcbot.app import App
 from lcbot.config import validate
 from lcbot.db import DB_NAME, Database
 from lcbot.drainer import Drainer, Pacing
-from lcbot.outbox import Feed, Outbox
+from lcbot.message import Feed
+from lcbot.outbox import Outbox
 from lcbot.plugins import PluginHost
 from lcbot.transports.base import Address
 from lcbot.transports.memory import MemoryTransport

@@ -44,7 +44,7 @@ from lcbot.alerts import Alert, AlertSettings
 from lcbot.db import DB_NAME, connect, transaction
 from lcbot.db import alerts as alerts_sql
 from lcbot.db import outbox as outbox_sql
-from lcbot.outbox import Message
+from lcbot.message import Message
 from lcbot.retention import BATCH as RETENTION_BATCH
 from lcbot.router import BATCH as ROUTER_BATCH
 from lcbot.testing import Harness

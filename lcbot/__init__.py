@@ -20,6 +20,7 @@ __all__ = [
     "Setting",
     "__version__",
     "hookimpl",
+    "quote",
 ]
 
 _EXPORTS = {
@@ -31,6 +32,7 @@ _EXPORTS = {
     "Command": "lcbot.commands",
     "CommandError": "lcbot.commands",
     "Setting": "lcbot.setting",
+    "quote": "lcbot.text",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lcbot.commands import CmdType, Command, CommandError
     from lcbot.hookspecs import hookimpl
     from lcbot.setting import Setting
+    from lcbot.text import quote
     from lcbot.users import Pri
 
 

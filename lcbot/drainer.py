@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import time
@@ -29,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lcbot.asyncutil import background, wait_event
-from lcbot.outbox import Feed, Message
+from lcbot.backlog import Backlog, Loader
+from lcbot.message import Feed, Message
+from lcbot.text import split_text
 from lcbot.transports.base import Address
 
 log = logging.getLogger("lcbot.drainer")
@@ -42,7 +43,9 @@ class Receipts(Protocol):
 
     def mark_sent(self, ids: list[int]) -> int: ...
 
-    def mark_failed(self, message: Message, error: str, dead: bool) -> None: ...
+    def mark_failed(self, message: Message, error: str, dead: bool) -> int: ...
+
+    def mark_part(self, message: Message) -> int: ...
 
 
 class Link(Protocol):
@@ -64,6 +67,7 @@ class Pacing:
     per_minute: float = 0
     per_recipient_gap: float = 0
     max_chars: int = 2000
+    max_parts: int = 5
     max_attempts: int = 20
 
     @classmethod
@@ -73,27 +77,6 @@ class Pacing:
         chosen = {k: v for k, v in values.items() if v is not None}
         defaults = WECHAT_PACE if paced else dict.fromkeys(WECHAT_PACE, 0)
         return cls(**{**defaults, **chosen})
-
-
-def split_text(text: str, max_chars: int) -> list[str]:
-    """Cut ``text`` into parts of at most ``max_chars``, at line breaks where possible."""
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > max_chars:  # a single over-long line: hard cut
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:max_chars])
-            line = line[max_chars:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > max_chars:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    parts.append(current)
-    return parts
 
 
 class Drainer:
@@ -108,6 +91,7 @@ class Drainer:
         pacing: Pacing | None = None,
         clock: Callable[[], float] = time.monotonic,
         backoff_cap: float = 300.0,
+        load: Loader | None = None,
     ) -> None:
         self.feed = feed
         self.receipts = receipts
@@ -116,30 +100,46 @@ class Drainer:
         self.pacing = pacing or Pacing()
         self.clock = clock
         self.backoff_cap = backoff_cap
-        self.queues: dict[str, list[tuple[int, int, Message]]] = {}  # (priority, id, message)
+        self.backlog = Backlog(load or (lambda recipient, after, limit: []))
         self.blocked_until: dict[str, float] = {}  # backoff after failures
         self.last_send: dict[str, float] = {}  # per-recipient gap
         self.recent: deque[float] = deque()  # send times within the last minute
         self.uncommitted: dict[str, int] = {}  # recipient → batch that stores its last mark
+        self.settling: dict[str, int] = {}  # recipient → batch storing its last failure mark
         self.parts: dict[int, list[str]] = {}  # message id → parts still to send
         self.progress = asyncio.Event()  # set after each round; drain() waits on it
 
     @property
+    def queues(self) -> dict[str, list[tuple[int, int, Message]]]:
+        """Per recipient, the messages in memory: ``(priority, id, message)``, sorted."""
+        return self.backlog.queues
+
+    @property
     def pending(self) -> int:
-        return sum(len(q) for q in self.queues.values())
+        """Messages to send held in memory (more may wait in the database: ``backlog``)."""
+        return len(self.backlog)
 
     def add(self, messages: list[Message]) -> None:
         """Take messages to send (from the feed)."""
         for m in messages:
-            bisect.insort(self.queues.setdefault(m.recipient, []), (m.priority, m.id, m))
+            self.backlog.add(m)
 
     def take_feed(self) -> None:
-        """Take what the outbox delivered, and release recipients whose marks are stored."""
+        """Take what the outbox delivered, release recipients whose marks are stored, and
+        read more of a backlog from the database where a window runs low."""
         self.feed.changed.clear()
+        if self.feed.backlog:
+            self.backlog.mark_backlog(self.feed.backlog)
+            self.feed.backlog = []
         self.add(self.feed.take())
         stored = self.feed.marks_stored
-        for recipient in [r for r, batch in self.uncommitted.items() if batch <= stored]:
-            del self.uncommitted[recipient]
+        for waiting in (self.uncommitted, self.settling):
+            for recipient in [r for r, batch in waiting.items() if batch <= stored]:
+                del waiting[recipient]
+        for recipient in list(self.backlog.edges):
+            # only once its marks are stored: the database must not show sent rows pending
+            if recipient not in self.uncommitted and recipient not in self.settling:
+                self.backlog.refill(recipient)
 
     def backoff(self, attempts: int) -> float:
         return min(2.0 ** (attempts - 1), self.backoff_cap)
@@ -203,7 +203,10 @@ class Drainer:
         limit = self.pacing.max_chars
         first = queue[0][2]
         if first.id in self.parts or len(first.text) > limit:
-            parts = self.parts.setdefault(first.id, split_text(first.text, limit))
+            parts = self.parts.get(first.id)
+            if parts is None:  # computed once (linear); parts sent before a restart skipped
+                split = split_text(first.text, limit, self.pacing.max_parts)
+                parts = self.parts[first.id] = split[first.parts_sent :] or [split[-1]]
             return parts[0], ([first] if len(parts) == 1 else []), [first]
         texts, done, size = [], [], -1
         for _, _, m in queue:
@@ -242,8 +245,12 @@ class Drainer:
                 self.recent.append(now)
             self.last_send[recipient] = now
             self.blocked_until.pop(recipient, None)
-            if not done:  # one part of a long message went out
+            if not done:  # one part of a long message went out: recorded, to resume there
                 self.parts[carried[0].id].pop(0)
+                carried[0].parts_sent += 1
+                batch = self.receipts.mark_part(carried[0])
+                if carried[0].stored:
+                    self.uncommitted[recipient] = batch
             for m in done:
                 self.parts.pop(m.id, None)
             # reported at once: a commit while a later send is awaited must carry this mark
@@ -255,14 +262,7 @@ class Drainer:
         return sends
 
     def _drop(self, recipient: str, messages: list[Message]) -> None:
-        if not messages:
-            return
-        gone = {m.id for m in messages}
-        queue = [entry for entry in self.queues[recipient] if entry[1] not in gone]
-        if queue:
-            self.queues[recipient] = queue
-        else:
-            del self.queues[recipient]
+        self.backlog.drop(recipient, messages)
 
     def _failed(self, recipient: str, messages: list[Message], exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -270,9 +270,11 @@ class Drainer:
         for m in messages:
             m.attempts += 1
             is_dead = m.attempts >= self.pacing.max_attempts
-            self.receipts.mark_failed(m, error, is_dead)
+            batch = self.receipts.mark_failed(m, error, is_dead)
             if is_dead:
                 dead.append(m)
+                if m.stored:  # until the mark is stored the row reads pending: do not reload
+                    self.settling[recipient] = batch
         if dead:
             log.error(
                 "%d message(s) to %s are dead after %d attempts: %s",
@@ -298,7 +300,8 @@ class Drainer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if not upstream() and not self.feed.ready and self.pending == 0:
+            idle = not self.pending and not self.backlog.in_database and not self.feed.backlog
+            if not upstream() and not self.feed.ready and idle:
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0 or (task is not None and task.done()):

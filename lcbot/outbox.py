@@ -22,14 +22,14 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from lcbot.asyncutil import Waker, background
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import outbox as sql
+from lcbot.message import Feed, Message, Writes
+from lcbot.text import clean_text, truncate
 
 log = logging.getLogger("lcbot.outbox")
 
@@ -39,63 +39,20 @@ MAX_BACKOFF = 0.5  # seconds between commit attempts while the database is locke
 VOLATILE_KINDS = ("reply", "notice")  # may be sent before they are stored (lock held)
 
 
-@dataclass
-class Message:
-    """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``.
-
-    ``priority``: 0 replies, notices and critical alerts; 1 warnings; 2 info (lower first).
-    ``stored``: its row is committed (False only while the database is locked).
-    """
-
-    id: int
-    recipient: str
-    text: str
-    kind: str = "reply"
-    attempts: int = 0
-    created: float = 0.0
-    priority: int = 0
-    stored: bool = True
-
-
-def clean_text(text: str) -> str:
-    """Text SQLite and WeChat can store: lone surrogates (undecodable bytes) become U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
-class Feed:
-    """Outbox → drainer: messages ready to send, and the last batch whose marks are stored.
-
-    Written by the outbox's writer task, read by the drainer, both on the event loop.
-    """
-
-    def __init__(self) -> None:
-        self.ready: deque[Message] = deque()
-        self.marks_stored = 0
-        self.changed = asyncio.Event()
-
-    def push(self, messages: list[Message], marks_stored: int | None = None) -> None:
-        self.ready.extend(messages)
-        if marks_stored is not None:
-            self.marks_stored = max(self.marks_stored, marks_stored)
-        self.changed.set()
-
-    def take(self) -> list[Message]:
-        messages = list(self.ready)
-        self.ready.clear()
-        return messages
-
-
 class Outbox:
     """Durable queue with batched writes; ``running()`` runs its writer task."""
 
-    def __init__(self, db: Database, feed: Feed, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: Database,
+        feed: Feed,
+        clock: Callable[[], float] = time.time,
+        max_text: int | None = None,
+    ) -> None:
         self.db = db
         self.feed = feed
         self.clock = clock
+        self.max_text = max_text  # longer texts are cut with a marker when they are put
         self.waker = Waker()
         self.counts = dict.fromkeys(sql.STATES, 0)  # rows per state, kept in memory
         self.last_sent_at: float | None = None
@@ -103,6 +60,7 @@ class Outbox:
         self._new: list[Message] = []
         self._sent: list[int] = []
         self._failed: list[tuple[int, str, str, int]] = []  # attempts, state, error, id
+        self._parts: list[tuple[int, int]] = []  # parts_sent, id
         self._ops: list[tuple[Callable[..., Any], tuple]] = []
         self._released: set[int] = set()  # handed to the drainer before being stored
         self._batch = 1  # the batch that marks reported now will be committed with
@@ -116,6 +74,8 @@ class Outbox:
     def put(self, recipient: str, text: str, kind: str = "reply", priority: int = 0) -> None:
         """Queue a message. It is stored by the next commit, then sent."""
         text, recipient = clean_text(text), clean_text(recipient)
+        if self.max_text is not None and len(text) > self.max_text:
+            text = truncate(text, self.max_text)
         with self._lock:
             first = not self._new
             self._new.append(
@@ -140,22 +100,34 @@ class Outbox:
         self.waker.wake()
         return batch
 
-    def mark_failed(self, message: Message, error: str, dead: bool) -> None:
+    def mark_failed(self, message: Message, error: str, dead: bool) -> int:
+        """Record a failed send; returns the batch it is stored with."""
         with self._lock:
             self._failed.append(
                 (message.attempts, "dead" if dead else "pending", error, message.id)
             )
+            batch = self._batch
         self.waker.wake()
+        return batch
+
+    def mark_part(self, message: Message) -> int:
+        """Record that ``message.parts_sent`` parts went out; returns the batch."""
+        with self._lock:
+            self._parts.append((message.parts_sent, message.id))
+            batch = self._batch
+        self.waker.wake()
+        return batch
 
     @property
     def dirty(self) -> bool:
         """Whether writes wait to be committed."""
-        return bool(self._new or self._sent or self._failed or self._ops)
+        return bool(self._new or self._sent or self._failed or self._parts or self._ops)
 
     # --- committing (event loop) ----------------------------------------------------------
 
     def open(self) -> None:
-        """Load counts and the rows still pending from earlier runs (they go to the feed)."""
+        """Load counts; tell the drainer who has messages pending from earlier runs (it reads
+        them in windows)."""
         conn = self.db.conn
         assert conn is not None, "the database is not open"
         with self._lock:  # messages put before the start get ids after the stored ones
@@ -164,78 +136,74 @@ class Outbox:
                 message.id = next(self._ids)
         self.counts = sql.counts(conn)
         self.last_sent_at = sql.last_sent_at(conn)
-        pending = [Message(*row) for row in sql.pending_rows(conn)]
-        if pending:
-            log.info("%d message(s) pending from an earlier run", len(pending))
-        self.feed.push(pending)
+        if self.counts["pending"]:
+            log.info("%d message(s) pending from an earlier run", self.counts["pending"])
+        self.feed.backlog += sql.pending_recipients(conn)
+        self.feed.changed.set()
+
+    def pending_for(self, recipient: str, after: tuple[int, int] | None, limit: int) -> list:
+        """The next stored pending messages of ``recipient`` (the drainer's backlog)."""
+        conn = self.db.conn
+        assert conn is not None
+        return [Message(*row) for row in sql.pending_for(conn, recipient, after, limit)]
+
+    def _take(self) -> Writes:
+        with self._lock:
+            writes = Writes(self._new, self._sent, self._failed, self._parts, self._ops)
+            self._new, self._sent, self._failed, self._parts, self._ops = [], [], [], [], []
+        return writes
 
     def flush(self) -> bool:
         """Commit everything queued in one transaction; False if the database is locked
         (nothing is lost: the writes stay queued)."""
         with self._lock:
-            new, sent, failed, ops = self._new, self._sent, self._failed, self._ops
-            self._new, self._sent, self._failed, self._ops = [], [], [], []
             batch, self._batch = self._batch, self._batch + 1
-        if not (new or sent or failed or ops):
+        writes = self._take()
+        if not writes:
             self.feed.push([], batch)
             return True
         conn = self.db.conn
         assert conn is not None, "the database is not open"
         try:
             with transaction(conn):
-                self._write(conn, new, sent, failed, ops)
+                writes.write(conn, self.clock())
         except Busy:
-            self._requeue(new, sent, failed, ops)
+            self._requeue(writes)
             return False
         except Exception as exc:  # a row or a write that cannot be stored: not the others
             name = type(exc).__name__
             log.error("a batch could not be stored (%s: %s); storing it piece by piece", name, exc)
-            return self._piecewise(conn, new, sent, failed, ops, batch)
-        self._stored(new, sent, failed, batch)
+            return self._piecewise(conn, writes, batch)
+        self._stored(writes, batch)
         return True
 
-    def _write(self, conn: sqlite3.Connection, new, sent, failed, ops) -> None:
-        sql.insert(conn, new)
-        for op, args in ops:
-            op(conn, *args)
-        # failures first: a message that failed, then was sent, ends up sent
-        sql.mark_failed(conn, failed)
-        if sent:
-            sql.mark_sent(conn, sent, self.clock())
-
-    def _piecewise(self, conn: sqlite3.Connection, new, sent, failed, ops, batch: int) -> bool:
+    def _piecewise(self, conn: sqlite3.Connection, writes: Writes, batch: int) -> bool:
         """Each message, the marks, then each write in its own transaction: what fails is
         logged and dropped; if the lock is lost meanwhile, what is left is queued again."""
-        pieces = [(self._write, ([m], [], [], [])) for m in new]
-        pieces.append((self._write, ([], sent, failed, [])))
-        pieces += [(self._write, ([], [], [], [item])) for item in ops]
-        stored: list[Message] = []
-        for i, (write, args) in enumerate(pieces):
+        pieces = writes.pieces()
+        done = Writes()
+        for i, piece in enumerate(pieces):
             try:
                 with transaction(conn):
-                    write(conn, *args)
+                    piece.write(conn, self.clock())
             except Busy:
-                rest = pieces[i:]
-                self._requeue(
-                    [m for _, a in rest for m in a[0]],
-                    [s for _, a in rest for s in a[1]],
-                    [f for _, a in rest for f in a[2]],
-                    [o for _, a in rest for o in a[3]],
-                )
-                self._stored(stored, [], [], None)
+                self._requeue(Writes.joined(pieces[i:]))
+                self._stored(done, None)
                 return False
             except Exception:
                 log.exception("dropped a message or write that cannot be stored")
                 continue
-            stored += args[0]
-        self._stored(stored, sent, failed, batch)
+            done = Writes.joined([done, piece])
+        self._stored(done, batch)
         return True
 
-    def _requeue(self, new, sent, failed, ops) -> None:
+    def _requeue(self, writes: Writes) -> None:
         with self._lock:  # in front of what came meanwhile: nothing is dropped or reordered
-            self._new[:0], self._sent[:0], self._failed[:0], self._ops[:0] = new, sent, failed, ops
+            self._new[:0], self._sent[:0], self._failed[:0] = writes.new, writes.sent, writes.failed
+            self._parts[:0], self._ops[:0] = writes.parts, writes.ops
 
-    def _stored(self, new: list[Message], sent: list[int], failed: list, batch: int | None) -> None:
+    def _stored(self, writes: Writes, batch: int | None) -> None:
+        new, sent, failed = writes.new, writes.sent, writes.failed
         dead = sum(1 for row in failed if row[1] == "dead")
         counts = self.counts
         counts["pending"] += len(new) - len(sent) - dead
@@ -281,7 +249,10 @@ class Outbox:
             from_retry = min(len(rows), counts["retry"])  # marked while the bot was stopped
             counts["retry"] -= from_retry
             counts["dead"] = max(0, counts["dead"] - (len(rows) - from_retry))
-            self.feed.push([Message(id_, r, t, k, 0, c, p) for id_, r, t, k, _, c, p in rows])
+            messages = [Message(*row) for row in rows]
+            for message in messages:
+                message.attempts = 0  # a fresh set of attempts
+            self.feed.push(messages)
 
     def expire(self, before: float, limit: int) -> tuple[int, bool]:
         """Delete sent and dead rows created before ``before``, looking at ``limit`` rows;

@@ -23,8 +23,8 @@ from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
-from lcbot.outbox import clean_text
 from lcbot.schema import LEVELS
+from lcbot.text import clean_text
 from lcbot.users import Directory, Pri, User
 
 log = logging.getLogger("lcbot.router")

@@ -49,6 +49,13 @@ SCHEMA: dict[str, Section] = {
                     "when a slow command tells the user it is still running (0: never)",
                     min=0,
                 ),
+                Setting(
+                    "stop_timeout",
+                    SECONDS,
+                    10.0,
+                    "the longest a stop waits for running commands and to send what is pending",
+                    min=0,
+                ),
             ),
         ),
         Section(
@@ -131,6 +138,13 @@ SCHEMA: dict[str, Section] = {
                     2000,
                     "longest coalesced message; longer texts are split at line breaks",
                     min=20,
+                ),
+                Setting(
+                    "max_parts",
+                    int,
+                    5,
+                    "parts a long message is sent in at most; the rest is cut, with a marker",
+                    min=1,
                 ),
                 Setting("max_attempts", int, 20, "failed sends before a message is dead", min=1),
             ),

@@ -10,7 +10,8 @@ import pytest
 from lcbot.db import Database
 from lcbot.drainer import Drainer, Pacing, split_text
 from lcbot.errors import ConfigError
-from lcbot.outbox import Feed, Outbox
+from lcbot.message import Feed
+from lcbot.outbox import Outbox
 from lcbot.schema import SCHEMA
 from lcbot.transports.base import Address
 from lcbot.transports.memory import MemoryTransport
@@ -177,7 +178,7 @@ def test_unpaced_sends_one_coalesced_message_per_commit(tmp_path):
 
 def test_long_message_is_split_at_line_breaks(tmp_path):
     async def go():
-        rig = Rig(tmp_path, Pacing(max_chars=50))
+        rig = Rig(tmp_path, Pacing(max_chars=50, max_parts=10))
         text = "\n".join(f"row {i:02d} " + "x" * 20 for i in range(6))  # 6 lines of 27 chars
         rig.put("alice", text)
         rig.put("alice", "after")

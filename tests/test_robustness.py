@@ -288,7 +288,7 @@ class Finishing:
 def test_stop_waits_for_running_handlers(tmp_path, command):
     bot = Harness(tmp_path, [Finishing()], users={"alice": "root"})
     app, transport = bot.app, bot.transport
-    app.stop_wait = 5
+    app.stop_timeout = 5
 
     async def go():
         async def stop_soon():

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 
+from lcbot.alerts import MAX_TITLE
 from lcbot.commands import CmdType, CommandError
 from lcbot.durations import format_duration, parse_duration
 from lcbot.hookspecs import hookimpl
+from lcbot.text import quote
 from lcbot.users import Pri
 
 DEFAULT_MUTE = 3600.0
@@ -46,6 +48,8 @@ def register_commands(registry):
         if len(parts) != 2:
             raise CommandError("usage: silence KEY DURATION (e.g. silence disk:/ 2h)")
         key, seconds = parts[0], _duration(parts[1])
+        if len(key) > MAX_TITLE:
+            raise CommandError(f"an alert key is at most {MAX_TITLE} characters")
         ctx.bot.alerts.silence(key, seconds, ctx.user.name)
         return f"silenced {key} for {format_duration(seconds)}"
 
@@ -58,7 +62,9 @@ def register_commands(registry):
     )
     async def unsilence(ctx):
         key = ctx.extra.split()[0]
-        return f"unsilenced {key}" if ctx.bot.alerts.unsilence(key) else f"{key} was not silenced"
+        if ctx.bot.alerts.unsilence(key):
+            return f"unsilenced {quote(key)}"
+        return f"{quote(key)} was not silenced"
 
     @registry.command("silences", pri=Pri.ADMIN, help="list active silences")
     async def silences(ctx):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lcbot.commands import CmdType
 from lcbot.hookspecs import hookimpl
+from lcbot.text import quote
 from lcbot.users import Pri
 
 
@@ -16,7 +17,7 @@ def register_commands(registry):
             word = ctx.extra.split()[0]
             command = next((c for c in mine if c.name == word.lower()), None)
             if command is None:
-                return f"no command '{word}' — send help"
+                return f"no command '{quote(word, 32)}' — send help"
             kind, pri = command.kind.name, command.pri.label
             return f"{command.usage_text}\n(type {kind}, least privilege {pri})"
         return "commands:\n" + "\n".join(c.usage_text for c in mine if not c.hidden)

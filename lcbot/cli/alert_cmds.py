@@ -6,9 +6,11 @@ running bot picks new alerts and retried rows up within a second.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,20 +18,32 @@ from lcbot import config
 from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
 from lcbot.errors import UsageError
 
+if TYPE_CHECKING:
+    import sqlite3
+
 LIMIT = typer.Option("--limit", "-n", help="How many.", min=1, max=1_000_000)
 
 alerts_app = sub_app("Inspect alerts and their routing.")
 outbox_app = sub_app("Inspect and repair the queue of outgoing messages.")
 
 
-def _db(config_path, create: bool = True):
-    from lcbot.db import DB_NAME, connect
+@contextlib.contextmanager
+def _db(config_path, create: bool = True) -> Iterator[sqlite3.Connection | None]:
+    """The database, open for the block (None when ``create`` is False and there is none
+    yet); damage met in the block is reported as such (``lcbot.db.Damaged``)."""
+    from lcbot.db import DB_NAME, connect, reporting
 
     cfg = config.load(config_path)
     path = cfg.bot.data_dir / DB_NAME
     if not create and not path.exists():
-        return None
-    return connect(path)
+        yield None
+        return
+    db = connect(path)
+    try:
+        with reporting(path):
+            yield db
+    finally:
+        db.close()
 
 
 def _when(ts: float | None) -> str:
@@ -70,12 +84,8 @@ def alert(
     if text == "-":
         text = sys.stdin.read()
     checked = make_alert(text, level, title, key, resolved, source="cli")
-    db = _db(config_path)
-    try:
-        with transaction(db):
-            (alert_id,) = insert_new(db, [checked])
-    finally:
-        db.close()
+    with _db(config_path) as db, transaction(db):
+        (alert_id,) = insert_new(db, [checked])
     typer.echo(alert_id)
 
 
@@ -88,8 +98,8 @@ def recent(
     """Recent alerts with their outcome: delivered to whom, deduplicated, silenced, …"""
     from lcbot.db.alerts import recent as recent_alerts
 
-    db = _db(config_path, create=False)
-    items = [] if db is None else recent_alerts(db, limit)
+    with _db(config_path, create=False) as db:
+        items = [] if db is None else recent_alerts(db, limit)
     if json_output:
         print_json(items)
         return
@@ -129,11 +139,11 @@ def purge_alerts(
     from lcbot.db.alerts import purge
 
     age = _age(older_than)
-    db = _db(config_path, create=False)
     count = 0
-    if db is not None:
-        with transaction(db):
-            count = purge(db, time.time() - age)
+    with _db(config_path, create=False) as db:
+        if db is not None:
+            with transaction(db):
+                count = purge(db, time.time() - age)
     stdout().print(f"purged {count} alert(s)")
 
 
@@ -152,8 +162,8 @@ def list_outbox(
 
     if state is not None and state not in STATES:
         raise UsageError(f"unknown state {state!r}; valid states: {', '.join(STATES)}")
-    db = _db(config_path, create=False)
-    items = [] if db is None else list_rows(db, state, limit)
+    with _db(config_path, create=False) as db:
+        items = [] if db is None else list_rows(db, state, limit)
     if json_output:
         print_json(items)
         return
@@ -190,17 +200,17 @@ def retry(
 
     if (message_id is None) == (not dead):
         raise UsageError("give a message ID or --dead")
-    db = _db(config_path, create=False)
-    if db is None:
-        raise UsageError("no outbox yet: nothing to retry")
-    with transaction(db):
-        if not dead:
-            state = state_of(db, message_id)
-            if state is None:
-                raise UsageError(f"no message {message_id}")
-            if state != "dead":
-                raise UsageError(f"message {message_id} is {state}, not dead")
-        count = mark_retry(db, None if dead else message_id)
+    with _db(config_path, create=False) as db:
+        if db is None:
+            raise UsageError("no outbox yet: nothing to retry")
+        with transaction(db):
+            if not dead:
+                state = state_of(db, message_id)
+                if state is None:
+                    raise UsageError(f"no message {message_id}")
+                if state != "dead":
+                    raise UsageError(f"message {message_id} is {state}, not dead")
+            count = mark_retry(db, None if dead else message_id)
     stdout().print(f"{count} message(s) queued again")
 
 
@@ -219,9 +229,9 @@ def purge(
     if not sent:
         raise UsageError("purge what? only --sent can be purged")
     age = _age(older_than)
-    db = _db(config_path, create=False)
     count = 0
-    if db is not None:
-        with transaction(db):
-            count = purge_sent(db, time.time() - age)
+    with _db(config_path, create=False) as db:
+        if db is not None:
+            with transaction(db):
+                count = purge_sent(db, time.time() - age)
     stdout().print(f"purged {count} sent message(s)")

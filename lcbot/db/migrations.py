@@ -2,7 +2,8 @@
 
 Tables: ``outbox`` (every outgoing message), ``alerts`` (every alert with its routing
 outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pairing``
-(hashed one-time codes) and ``plugin_state`` (each plugin's key/value store). ``migrate``
+(one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
+``plugin_state`` (each plugin's key/value store). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -72,6 +73,14 @@ MIGRATIONS = [
         value   TEXT NOT NULL,
         PRIMARY KEY (plugin, key)
     ) WITHOUT ROWID;
+    """,
+    # 5: durable progress of long messages sent in parts; a recipient's backlog read in
+    # windows (priority, then age); wrong pairing codes remembered across restarts
+    """
+    ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_pending_to ON outbox (recipient, priority, id) WHERE state = 'pending';
+    CREATE TABLE pairing_failures (contact TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX pairing_failures_contact ON pairing_failures (contact, at);
     """,
 ]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 STATES = ("pending", "sent", "dead", "retry")
-COLUMNS = "id, recipient, text, kind, attempts, created, priority"
+COLUMNS = "id, recipient, text, kind, attempts, created, priority, parts_sent"
 LIST_COLUMNS = ("id", "created", "recipient", "kind", "state", "attempts", "sent_at", "last_error")
 
 
@@ -25,10 +25,21 @@ def next_id(db: sqlite3.Connection) -> int:
     return last + 1
 
 
-def pending_rows(db: sqlite3.Connection) -> list[tuple]:
-    """Every pending row, oldest first (at start)."""
+def pending_recipients(db: sqlite3.Connection) -> list[str]:
+    """Who has pending rows (at start: the drainer reads each one's backlog in windows)."""
+    rows = db.execute("SELECT DISTINCT recipient FROM outbox WHERE state = 'pending'")
+    return [recipient for (recipient,) in rows]
+
+
+def pending_for(
+    db: sqlite3.Connection, recipient: str, after: tuple[int, int] | None, limit: int
+) -> list[tuple]:
+    """The next ``limit`` pending rows of ``recipient`` by (priority, id) after ``after``."""
+    priority, last = after if after is not None else (-1, 0)
     return db.execute(
-        f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
+        f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND recipient = ? "
+        "AND (priority, id) > (?, ?) ORDER BY priority, id LIMIT ?",
+        (recipient, priority, last, limit),
     ).fetchall()
 
 
@@ -56,6 +67,11 @@ def insert(db: sqlite3.Connection, messages: Iterable[Any]) -> None:
 def mark_failed(db: sqlite3.Connection, rows: Iterable[tuple[int, str, str, int]]) -> None:
     """``rows``: ``(attempts, state, last_error, id)``; state ``pending`` or ``dead``."""
     db.executemany("UPDATE outbox SET attempts = ?, state = ?, last_error = ? WHERE id = ?", rows)
+
+
+def mark_parts(db: sqlite3.Connection, rows: Iterable[tuple[int, int]]) -> None:
+    """``rows``: ``(parts_sent, id)``: how many parts of a long message went out."""
+    db.executemany("UPDATE outbox SET parts_sent = ? WHERE id = ?", rows)
 
 
 def mark_sent(db: sqlite3.Connection, ids: list[int], at: float) -> None:

@@ -33,9 +33,11 @@ from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.errors import LcbotError
 from lcbot.fallback import Fallback, load_apprise
+from lcbot.handlers import Runner
 from lcbot.ingress import Ingress, IngressSettings
-from lcbot.outbox import Feed, Outbox
-from lcbot.pairing import Binder, redeem
+from lcbot.message import Feed
+from lcbot.outbox import Outbox
+from lcbot.pairing import Binder, attempt
 from lcbot.plugins import PluginHost, load_host
 from lcbot.retention import Retention
 from lcbot.roster import Roster
@@ -44,6 +46,7 @@ from lcbot.scheduler import Scheduler
 from lcbot.setting import Section
 from lcbot.state import StateStore
 from lcbot.transports.base import Transport
+from lcbot.watchdog import LoopWatchdog
 from lcbot.workers import HandlerPool
 
 log = logging.getLogger("lcbot.app")
@@ -51,11 +54,28 @@ log = logging.getLogger("lcbot.app")
 
 @contextlib.contextmanager
 def data_dir_lock(data_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``data_dir`` so that two bots never share one outbox."""
+    """Hold an exclusive lock on ``data_dir`` so that two bots never share one outbox.
+
+    The folder is created 0700 and the lock file 0600 (looser existing ones are tightened,
+    see ``lcbot.db.private_dir``); ``ConfigError`` when the folder cannot be created."""
     import fcntl
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "lcbot.lock", "a") as handle:
+    from lcbot.db import private_dir, private_file
+    from lcbot.errors import ConfigError
+
+    lock = data_dir / "lcbot.lock"
+    try:
+        warning = private_dir(data_dir)
+        private_file(lock)
+        handle = open(lock, "a")  # noqa: SIM115 - closed by the with block below
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use the data dir {data_dir} (check [bot] data_dir): "
+            f"{exc.strerror or exc}: {exc.filename or lock}"
+        ) from None
+    if warning:
+        log.warning("%s", warning)
+    with handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -100,9 +120,11 @@ class App:
         self.db = Database(config.bot.data_dir / DB_NAME)
         self.roster = Roster(config.users, transport.identity, config.path)
         feed = Feed()
-        self.outbox = Outbox(self.db, feed)
         pacing = Pacing.from_settings(settings["ratelimit"], transport.paced)
-        self.drainer = Drainer(feed, self.outbox, transport, self.roster.address, pacing)
+        self.outbox = Outbox(self.db, feed, max_text=pacing.max_chars * pacing.max_parts)
+        self.drainer = Drainer(
+            feed, self.outbox, transport, self.roster.address, pacing, load=self.outbox.pending_for
+        )
         alert_settings = AlertSettings.from_settings(settings["alerts"], settings["storage"])
         self.router = AlertRouter(
             alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
@@ -123,18 +145,20 @@ class App:
             allowed=self.plugins.allowed,
             alerts=AlertControls(self.router),
         )
-        binder = Binder(self._redeem, self.roster.bind, self.outbox.put)
+        binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
+        self.runner = Runner(
+            self.pool, self.outbox.put, self.core.for_plugin, config.bot.slow_notice
+        )
+        self.watchdog = LoopWatchdog(self.runner.describe, self.runner.notify_slow)
         self.dispatcher = Dispatcher(
             registry=self.registry,
             people=self.roster,
             allowed=self.plugins.allowed,
             allowed_users=self.plugins.allowed_users,
             put=self.outbox.put,
-            pool=self.pool,
-            bot_for=self.core.for_plugin,
+            runner=self.runner,
             strangers=binder.handle,
             request_stop=self.request_stop,
-            slow_notice=config.bot.slow_notice,
         )
         self.fallback = self._fallback(alert_settings)
         ingress = IngressSettings.from_settings(settings["ingress"])
@@ -148,7 +172,8 @@ class App:
             [lambda now, limit: self.outbox.expire(now - keep, limit), self.router.expire]
         )
         self.failed = False  # an internal task died: `lcbot run` exits 1
-        self.stop_wait = 30.0  # seconds stop() waits for running commands, then for the drain
+        self.stop_timeout = config.bot.stop_timeout  # for running commands and the drain
+        self._stop_by: float | None = None  # loop time by which a stop must be done
         self._stack: contextlib.AsyncExitStack | None = None
         self._drainer_task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -199,9 +224,9 @@ class App:
         self.router.waker.wake()
         return ids
 
-    def _redeem(self, text: str) -> str | None:
+    def _attempt(self, contact: str, text: str) -> Any:
         with self.db.worker() as conn:
-            return redeem(conn, text)
+            return attempt(conn, contact, text)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -231,9 +256,10 @@ class App:
             stack.enter_context(self.ingress.bound())  # a taken port fails here, early
         self._watch(await stack.enter_async_context(self.outbox.running()))
         stack.callback(self.pool.shutdown)
+        stack.enter_context(self.watchdog.running())
         await self.transport.start(self.dispatcher.handle)
         stack.push_async_callback(self.transport.stop)
-        drained = self.drainer.running(lambda: self.stop_wait, lambda: self.outbox.dirty)
+        drained = self.drainer.running(self._stop_left, lambda: self.outbox.dirty)
         self._drainer_task = await stack.enter_async_context(drained)
         self._watch(self._drainer_task)
         self._watch(await stack.enter_async_context(self.router.running()))
@@ -244,7 +270,7 @@ class App:
         stack.enter_context(self.scheduler.running(self._loop, self.dispatcher.run_sync))
         await self.plugins.startup(self.core)
         stack.push_async_callback(self.plugins.shutdown, self.core)
-        await stack.enter_async_context(self.dispatcher.serving(lambda: self.stop_wait))
+        await stack.enter_async_context(self.dispatcher.serving(self._stop_left))
         if self.ingress is not None:
             await stack.enter_async_context(self.ingress.serving())
 
@@ -252,10 +278,17 @@ class App:
         """Unwind the start stack: the listener closes, running commands finish (bounded),
         shutdown hooks run, pending messages are sent (bounded), then everything closes."""
         if timeout is not None:
-            self.stop_wait = timeout
+            self.stop_timeout = timeout
+        self._stop_by = asyncio.get_running_loop().time() + self.stop_timeout
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+    def _stop_left(self) -> float:
+        """Seconds the stop may still wait (one budget: ``[bot] stop_timeout``)."""
+        if self._stop_by is None:
+            return self.stop_timeout
+        return max(0.0, self._stop_by - asyncio.get_running_loop().time())
 
     async def run(self) -> int:
         """Start, wait for a stop request (or the transport's end of input), stop cleanly.

@@ -18,6 +18,17 @@ from typing import Any
 _STOP = object()
 
 
+class HandlerFailed(Exception):
+    """A handler ended with something that is not an ordinary exception (the cause):
+    ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, ``StopIteration``…"""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> HandlerFailed:
+        failed = cls(str(exc) or f"{type(exc).__name__} raised by the handler")
+        failed.__cause__ = exc
+        return failed
+
+
 class HandlerPool:
     def __init__(self, size: int, name: str = "lcbot-handler") -> None:
         self.size = size
@@ -55,9 +66,11 @@ class HandlerPool:
             try:
                 result = (True, fn(arg))
             except (StopIteration, StopAsyncIteration) as exc:  # futures cannot hold these
-                result = (False, RuntimeError(f"{type(exc).__name__} raised by the handler"))
-            except BaseException as exc:
+                result = (False, HandlerFailed(f"{type(exc).__name__} raised by the handler"))
+            except Exception as exc:
                 result = (False, exc)
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: must not reach the loop
+                result = (False, HandlerFailed.of(exc))
             with self._done_lock:
                 self._done.append((future, *result))
                 if self._wake_pending:

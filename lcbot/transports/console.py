@@ -1,8 +1,10 @@
 """The console transport: stdin lines are messages from one user; outgoing messages print.
 
-Piped input (not a terminal) is handled one line at a time, each to completion, so
-scripts see answers in order: ``printf 'status\\ninterval:30\\nstatus\\n' | lcbot run``.
-At the end of input the app drains pending messages and exits 0.
+Piped input (not a terminal) is handled one line at a time, each to completion unless
+it takes longer than ``PIPED_PATIENCE`` (then the next line goes on meanwhile), so scripts
+see answers in order: ``printf 'status\\ninterval:30\\nstatus\\n' | lcbot run``. At the end
+of input the bot stops: it waits for running commands and the drain (``[bot]
+stop_timeout`` at most) and exits 0.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TextIO
 from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 
 log = logging.getLogger("lcbot.console")
+
+PIPED_PATIENCE = 1.0  # seconds a piped line's command may take before the next line is read
 
 
 class ConsoleTransport(Transport):
@@ -68,16 +72,13 @@ class ConsoleTransport(Transport):
         try:
             while (line := await queue.get()) is not None:
                 incoming = Incoming(self.user, self.user, line.rstrip("\r\n"))
-                if interactive:
-                    task = asyncio.create_task(on_message(incoming))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                else:
-                    await on_message(incoming)
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
+                task = asyncio.create_task(on_message(incoming))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                if not interactive:  # scripts see answers in order, unless a command is slow
+                    await asyncio.wait({task}, timeout=PIPED_PATIENCE)
         finally:
-            self.finished.set()
+            self.finished.set()  # the bot stops; it waits for running commands, bounded
 
     async def send(self, address: Address, text: str) -> None:
         from rich.markup import escape

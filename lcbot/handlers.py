@@ -1,0 +1,199 @@
+"""Running command handlers: ``def`` handlers in the handler pool, ``async def`` ones on the
+event loop; every way a handler can end becomes a result or a ``NAME failed: …`` reply.
+
+``Runner`` keeps what is running (for "still running…" notices, the loop watchdog and
+the stop that names what it waits for). Only lcbot's own cancellation — the bot stopping
+— ends a handler silently; a handler that raises ``KeyboardInterrupt``, ``SystemExit``,
+``GeneratorExit`` or ``CancelledError`` itself has failed like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from lcbot.asyncutil import background
+from lcbot.commands import Command, CommandError, Invocation
+from lcbot.text import quote
+from lcbot.users import User
+from lcbot.workers import HandlerFailed, HandlerPool
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lcbot.alerts import Alert
+    from lcbot.bot import Bot
+
+log = logging.getLogger("lcbot.dispatch")
+
+FAILURE_TEXT = 300  # characters of a failure's message in its reply
+Put = Callable[..., None]  # the outbox's put(recipient, text, kind="reply")
+
+
+class Context:
+    """What a handler receives: the invocation, its plugin's ``bot``, ways to answer.
+    Safe from any thread."""
+
+    __slots__ = ("_put", "bot", "invocation", "reply_to")
+
+    def __init__(self, invocation: Invocation, reply_to: str, bot: Bot, put: Put) -> None:
+        self.invocation = invocation
+        self.reply_to = reply_to
+        self.bot = bot
+        self._put = put
+
+    @property
+    def user(self) -> User:
+        return self.invocation.user
+
+    @property
+    def command(self) -> Command:
+        return self.invocation.command
+
+    @property
+    def extra(self) -> str | None:
+        return self.invocation.extra
+
+    def reply(self, text: str) -> None:
+        """Send an extra message to the caller (queued durably; any thread)."""
+        self._put(self.reply_to, str(text))
+
+    def alert(
+        self,
+        text: str,
+        level: str = "info",
+        title: str | None = None,
+        key: str | None = None,
+        resolved: bool = False,
+    ) -> Alert:
+        """Raise an alert from this command (source: the command name); returns it."""
+        return self.bot.alert(text, level, title, key, resolved, source=self.command.name)
+
+
+@dataclass
+class Running:
+    """One handler at work."""
+
+    started: float
+    reply_to: str
+    name: str
+    user: str
+    notified: bool = False
+
+
+class Runner:
+    def __init__(
+        self, pool: HandlerPool, put: Put, bot_for: Callable[[str], Bot], slow_notice: float
+    ) -> None:
+        self.pool = pool
+        self.put = put
+        self.bot_for = bot_for  # plugin name → its Bot (ctx.bot)
+        self.slow_notice = slow_notice
+        self.running: dict[int, Running] = {}
+        self.closing = False  # the bot stops: a cancellation now is lcbot's own
+        self._tokens = itertools.count()
+
+    async def execute(self, invocation: Invocation, reply_to: str) -> bool:
+        """Run the handler; reply with its result or its failure. True when it succeeded."""
+        command = invocation.command
+        ctx = Context(invocation, reply_to, self.bot_for(command.plugin), self.put)
+        token = next(self._tokens)
+        self.running[token] = Running(
+            time.monotonic(), reply_to, command.name, invocation.user.name
+        )
+        try:
+            if command.is_async:
+                result = await asyncio.ensure_future(self._guarded(command.handler, ctx))
+            else:
+                result = await self.pool.submit(command.handler, ctx)
+            if inspect.isawaitable(result):  # a plain def that returned a coroutine
+                result = await self._guarded(lambda _: result, ctx)
+            text = None if result is None else str(result)
+        except Exception as exc:
+            self._failed(invocation, reply_to, exc)
+            return False
+        except asyncio.CancelledError:
+            if self.closing:
+                raise  # the bot stops: silent
+            self._failed(invocation, reply_to, HandlerFailed("cancelled"))
+            return False
+        finally:
+            self.running.pop(token, None)
+        if text:
+            self.put(reply_to, text)
+        return True
+
+    async def _guarded(self, handler: Any, ctx: Context) -> Any:
+        """Await an async handler; whatever it raises becomes an ordinary exception
+        (asyncio re-raises SystemExit and KeyboardInterrupt out of the loop, and cannot
+        store StopIteration in a future)."""
+        try:
+            return await handler(ctx)
+        except Exception:
+            raise
+        except asyncio.CancelledError:
+            if self.closing:
+                raise
+            raise HandlerFailed("CancelledError raised by the handler") from None
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit
+            raise HandlerFailed.of(exc) from exc
+
+    def _failed(self, invocation: Invocation, reply_to: str, exc: Exception) -> None:
+        expected = isinstance(exc, CommandError)
+        log.log(
+            logging.INFO if expected else logging.ERROR,
+            "command %s from %s failed: %s",
+            invocation.command.name,
+            invocation.user.name,
+            exc,
+            exc_info=None if expected else exc,
+        )
+        reason = quote(str(exc) or type(exc).__name__, FAILURE_TEXT)
+        self.put(reply_to, f"{invocation.command.name} failed: {reason}")
+
+    # --- what runs -------------------------------------------------------------------------
+
+    def notify_slow(self) -> None:
+        """Tell callers of handlers running longer than ``slow_notice`` (once each). Safe from
+        the loop watchdog's thread too, so the notice goes out even if the loop is blocked."""
+        if self.slow_notice <= 0:
+            return
+        now = time.monotonic()
+        for job in list(self.running.values()):
+            if not job.notified and now - job.started >= self.slow_notice:
+                job.notified = True
+                self.put(job.reply_to, f"{job.name}: still running…")
+
+    def still_running(self) -> list[str]:
+        """``NAME (from USER, 12s)`` of each handler at work."""
+        now = time.monotonic()
+        return [f"{j.name} (from {j.user}, {now - j.started:.0f}s)" for j in self.running.values()]
+
+    def describe(self, frame: FrameType | None) -> str | None:
+        """The async handler whose code is running in ``frame``'s stack, if one is."""
+        while frame is not None:
+            if frame.f_code is _GUARDED:
+                ctx = frame.f_locals.get("ctx")
+                if isinstance(ctx, Context):
+                    return f"{ctx.command.name} (from {ctx.user.name})"
+            frame = frame.f_back
+        return None
+
+    def watching(self) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
+        """Send "still running…" notices while the block runs."""
+        return background(self._watch(), "lcbot-slow")
+
+    async def _watch(self) -> None:
+        period = min(1.0, self.slow_notice / 4) if self.slow_notice > 0 else 3600.0
+        while True:
+            await asyncio.sleep(period)
+            self.notify_slow()
+
+
+_GUARDED = Runner._guarded.__code__

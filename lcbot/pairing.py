@@ -2,25 +2,28 @@
 
 ``lcbot user add alice`` (without ``--wxid``) or ``lcbot user invite alice`` issues a
 one-time code: 10 random characters from an alphabet without look-alikes, valid 24 h,
-stored only as a SHA-256 hash in the database. Alice sends ``bind CODE`` to the bot; the
-bot writes her contact id into lcbot.toml (locked, atomic save) and confirms. Every
-failure gets the same refusal; after 5 wrong codes from one contact within an hour, its
-messages are ignored for the rest of that hour.
+stored only as an HMAC-SHA256 keyed with a per-install secret (``pairing.key``, 0600,
+beside the database, not in it). Alice sends ``bind CODE`` to the bot; the bot writes her
+contact id into lcbot.toml (locked, atomic save) and confirms. Every failure gets the same
+refusal; after 5 wrong codes from one contact within an hour (counted in the database, so
+a restart does not reset it), its bind attempts are ignored for the rest of that hour.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
+import os
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
+from lcbot.db import file_of, transaction
 from lcbot.db import pairing as sql
-from lcbot.db import transaction
 
 log = logging.getLogger("lcbot.pairing")
 
@@ -30,10 +33,29 @@ VALID_SECONDS = 24 * 3600
 MAX_FAILURES = 5
 WINDOW = 3600.0
 REFUSAL = "invalid or expired code"
+KEY_FILE = "pairing.key"
 
 
-def _hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
+def secret(db: sqlite3.Connection) -> bytes:
+    """The per-install key of the code hashes: ``pairing.key`` beside the database (0600,
+    made on first use), never in it — a copy of the database alone cannot test guesses."""
+    key_path = file_of(db).with_name(KEY_FILE)
+    try:
+        return bytes.fromhex(key_path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile
+        return bytes.fromhex(key_path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex())
+    return key
+
+
+def _hash(db: sqlite3.Connection, code: str) -> str:
+    return hmac.new(secret(db), code.encode(), hashlib.sha256).hexdigest()
 
 
 def normalize(text: str) -> str:
@@ -49,8 +71,9 @@ def issue(db: sqlite3.Connection, user: str, now: float | None = None) -> str:
     """A fresh code for ``user`` (earlier unused codes of that user stop working)."""
     now = time.time() if now is None else now
     code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    code_hash = _hash(db, code)
     with transaction(db):
-        sql.replace_code(db, user, _hash(code), now + VALID_SECONDS, now)
+        sql.replace_code(db, user, code_hash, now + VALID_SECONDS, now)
     return display(code)
 
 
@@ -66,41 +89,30 @@ def redeem(db: sqlite3.Connection, text: str, now: float | None = None) -> str |
     code = normalize(text)
     if len(code) != LENGTH or any(ch not in ALPHABET for ch in code):
         return None
+    code_hash = _hash(db, code)
     with transaction(db):
-        return sql.use_code(db, _hash(code), now)
+        return sql.use_code(db, code_hash, now)
 
 
-class Throttle:
-    """Counts wrong codes per contact; ``blocked`` after MAX_FAILURES within WINDOW."""
+BLOCKED = object()  # what ``attempt`` returns for a contact sending too many wrong codes
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.failures: dict[str, list[float]] = {}
 
-    def _recent(self, contact: str) -> list[float]:
-        now = self.clock()
-        times = [t for t in self.failures.get(contact, []) if now - t < WINDOW]
-        self.failures[contact] = times
-        return times
-
-    def blocked(self, contact: str) -> bool:
-        return len(self._recent(contact)) >= MAX_FAILURES
-
-    def failed(self, contact: str) -> None:
-        self._recent(contact).append(self.clock())
-
-    def attempt(self, contact: str) -> bool:
-        """Count an attempt as failed before checking it (concurrent attempts cannot slip
-        past the limit); False when the contact is blocked. ``succeeded`` takes it back."""
-        if self.blocked(contact):
-            return False
-        self.failed(contact)
-        return True
-
-    def succeeded(self, contact: str) -> None:
-        times = self.failures.get(contact)
-        if times:
-            times.pop()
+def attempt(db: sqlite3.Connection, contact: str, text: str, now: float | None = None) -> Any:
+    """One ``bind CODE`` from ``contact``: the user bound, None for a wrong code (counted, in
+    the database: a restart does not reset the count), or ``BLOCKED`` after ``MAX_FAILURES``
+    wrong codes within ``WINDOW``. One transaction: concurrent attempts cannot slip past."""
+    now = time.time() if now is None else now
+    code = normalize(text)
+    code_hash = _hash(db, code) if len(code) == LENGTH else None
+    with transaction(db):
+        if sql.failures_since(db, contact, now - WINDOW) >= MAX_FAILURES:
+            return BLOCKED
+        user = None
+        if code_hash is not None and all(ch in ALPHABET for ch in code):
+            user = sql.use_code(db, code_hash, now)
+        if user is None:
+            sql.record_failure(db, contact, now, now - WINDOW)
+        return user
 
 
 class Binder:
@@ -108,14 +120,13 @@ class Binder:
 
     def __init__(
         self,
-        redeem: Callable[[str], str | None],
+        attempt: Callable[[str, str], Any],
         bind: Callable[[str, str], Any],
         put: Callable[..., None],
     ) -> None:
-        self.redeem = redeem  # code text → user name (blocking: run in a worker thread)
+        self.attempt = attempt  # (contact, code text) → user, None or BLOCKED (blocking)
         self.bind = bind  # (user name, contact id) → the bound User (blocking)
         self.put = put
-        self.throttle = Throttle()
 
     async def handle(self, msg: Any) -> bool:
         """True if ``msg`` was a bind attempt (answered or ignored), False otherwise."""
@@ -126,20 +137,19 @@ class Binder:
             return False
         contact = msg.sender_id
         reply_to = f"contact:{contact}"
-        if not self.throttle.attempt(contact):
-            log.warning("bind attempt from %r ignored: too many wrong codes", contact)
-            return True
         try:
-            user = await asyncio.to_thread(self.redeem, parsed[1] or "")
+            user = await asyncio.to_thread(self.attempt, contact, parsed[1] or "")
         except Exception as exc:  # the database is locked for too long, …
             log.error("could not check a pairing code from %r: %s", contact, exc)
             self.put(reply_to, REFUSAL)
+            return True
+        if user is BLOCKED:
+            log.warning("bind attempt from %r ignored: too many wrong codes", contact)
             return True
         if user is None:
             log.warning("wrong or expired pairing code from contact %r", contact)
             self.put(reply_to, REFUSAL)
             return True
-        self.throttle.succeeded(contact)
         try:
             bound = await asyncio.to_thread(self.bind, user, contact)
         except Exception as exc:  # user removed meanwhile, contact already bound, bad file

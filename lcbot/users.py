@@ -51,10 +51,15 @@ class User:
 def check_identifier(value: Any, what: str) -> str:
     """Return ``value`` if it is usable as a user name or contact id, else raise UsageError.
 
-    Refused: non-strings, empty text, any whitespace, control or format characters.
+    Refused: non-strings, empty text, any whitespace, control or format characters; in a
+    user name also ``:`` (full-width too), which marks message addresses (``room:…``).
     """
     if not isinstance(value, str) or not value:
         raise UsageError(f"invalid {what} {value!r}: it must be a non-empty text")
+    if what == "user name" and (":" in value or "：" in value):
+        raise UsageError(
+            f"invalid {what} {value!r}: no ':' allowed (it marks addresses such as room:…)"
+        )
     for ch in value:
         if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
             raise UsageError(f"invalid {what} {value!r}: no spaces or control characters allowed")

@@ -38,15 +38,31 @@ def test_codes_are_random_hashed_single_use_and_expire(tmp_path):
     assert pairing.redeem(db, "not-a-code") is None
 
 
-def test_throttle():
-    now = [0.0]
-    throttle = pairing.Throttle(clock=lambda: now[0])
-    for _ in range(5):
-        assert not throttle.blocked("c")
-        throttle.failed("c")
-    assert throttle.blocked("c") and not throttle.blocked("other")
-    now[0] = 3600.0
-    assert not throttle.blocked("c")
+def test_throttle_counts_in_the_database(tmp_path):
+    db = connect(tmp_path / "lcbot.db")
+    good = pairing.issue(db, "alice", now=0.0)
+    for i in range(5):
+        assert pairing.attempt(db, "c", f"bind AAAA{i}-AAAAA", now=10.0 + i) is None
+    assert pairing.attempt(db, "c", good, now=20.0) is pairing.BLOCKED  # even the right code
+    db.close()
+    again = connect(tmp_path / "lcbot.db")  # a restart does not reset the count
+    assert pairing.attempt(again, "c", good, now=30.0) is pairing.BLOCKED
+    assert pairing.attempt(again, "other", good, now=30.0) == "alice"
+    assert pairing.attempt(again, "c", "x", now=3700.0) is None  # the hour has passed
+
+
+def test_codes_are_keyed_hashes_with_a_private_key(tmp_path):
+    import hashlib
+    import stat
+
+    db = connect(tmp_path / "lcbot.db")
+    code = pairing.normalize(pairing.issue(db, "alice"))
+    (stored,) = [row[0] for row in db.execute("SELECT code_hash FROM pairing")]
+    assert stored != hashlib.sha256(code.encode()).hexdigest()  # not a plain hash
+    key = tmp_path / pairing.KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_text().strip()) == 64
+    other = connect(tmp_path / "elsewhere" / "lcbot.db")
+    assert pairing.secret(other) != pairing.secret(db)  # per install
 
 
 async def start_app(path):

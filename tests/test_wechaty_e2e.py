@@ -79,7 +79,9 @@ def project_with_users(folder: Path) -> Path:
 class WeChatBot:
     """``lcbot run --transport wechaty`` as a subprocess, logged in to the test server."""
 
-    def __init__(self, project: Path, server: WechatyMockServer) -> None:
+    def __init__(
+        self, project: Path, server: WechatyMockServer, env: dict[str, str] | None = None
+    ) -> None:
         self.server = server
         self.log = (project.parent / f"bot-{time.monotonic_ns()}.log").open("w+")
         self.proc = spawn(
@@ -87,7 +89,7 @@ class WeChatBot:
             "run",
             "--transport",
             "wechaty",
-            env=server.env(),
+            env={**server.env(), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -133,11 +135,11 @@ class WeChatBot:
 def wechat_bot(server: WechatyMockServer, tmp_path: Path):
     started: list[WeChatBot] = []
 
-    def start(project: Path) -> WeChatBot:
+    def start(project: Path, env: dict[str, str] | None = None) -> WeChatBot:
         if not server.running:
             server.restart()
         server.clear_sent()
-        bot = WeChatBot(project, server)
+        bot = WeChatBot(project, server, env)
         started.append(bot)
         bot.wait_logged_in()
         return bot
@@ -266,3 +268,40 @@ def test_reconnects_and_delivers_alerts_raised_while_down(server, wechat_bot, tm
     assert time.monotonic() - started < WAIT
     assert "reconnecting in" in bot.output
     assert bot.stop() == 0
+
+
+UNRELATED = "ghp_UNRELATED_SECRET_0123456789"
+
+
+def test_generic_variables_are_neither_sent_nor_logged(server, wechat_bot, tmp_path):
+    """python-wechaty reads TOKEN, token, ENDPOINT and endpoint when lcbot's own are not
+    set, and logs what it found; lcbot passes only its configured endpoint and token."""
+    project = project_with_users(tmp_path / "p")
+    toml = project / "lcbot.toml"  # the token in a variable of its own: the generic ones show
+    toml.write_text(toml.read_text().replace("[wechaty]\n", '[wechaty]\ntoken_env = "MY_TOKEN"\n'))
+    shadows = {
+        "MY_TOKEN": server.token,
+        "WECHATY_PUPPET_SERVICE_TOKEN": "",
+        "TOKEN": UNRELATED,
+        "token": UNRELATED,
+        "ENDPOINT": "127.0.0.1:9",
+        "endpoint": "x",
+    }
+    bot = wechat_bot(project, env=shadows)
+    server.say(ME, "whoami")
+    wait_text(server, ME, lambda t: t == "me (root)", "whoami")  # the configured ones won
+    bot.stop()
+    assert UNRELATED not in bot.output
+
+
+def test_without_a_token_no_other_variable_is_used(server, tmp_path):
+    project = project_with_users(tmp_path / "p")
+    env = {"WECHATY_PUPPET_SERVICE_TOKEN": "", "TOKEN": UNRELATED, "token": UNRELATED}
+    bot = WeChatBot(project, server, env)
+    try:
+        wait_until(lambda: "puppet service connection failed" in bot.output, "a refusal", WAIT)
+        bot.stop()
+        assert UNRELATED not in bot.output
+    finally:
+        bot.stop()
+        bot.log.close()

@@ -88,9 +88,14 @@ class Bot:
         wechaty_compat.apply()
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from wechaty import Wechaty, WechatyOptions
+        from wechaty_puppet import PuppetOptions
 
-        # its own web port (checked at login) and an in-memory scheduler (no job.db)
-        options = WechatyOptions(port=free_port(), scheduler=AsyncIOScheduler())
+        # its own web port (checked at login) and an in-memory scheduler (no job.db); the
+        # endpoint and token given, as lcbot gives them (compat shields the environment)
+        puppet = PuppetOptions(end_point=self.server.endpoint, token=self.server.token)
+        options = WechatyOptions(
+            port=free_port(), scheduler=AsyncIOScheduler(), puppet_options=puppet
+        )
         self.wechaty = Wechaty(options)
         self.wechaty.on("login", self._on_login)
         self.wechaty.on("logout", self._on_logout)

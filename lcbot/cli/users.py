@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lcbot import config
 from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
 from lcbot.users import PRI_NAMES, Pri
+
+if TYPE_CHECKING:
+    import sqlite3
 
 app = sub_app("Manage the users who may talk to the bot.")
 
@@ -35,14 +40,11 @@ def add(
     from lcbot.users import add_user
 
     level = Pri.parse(pri)
-    db = _pairing_db(config_path)  # a broken data_dir fails here, before the file changes
-    try:
+    with _pairing_db(config_path) as db:  # a broken data_dir or database fails here, first
         with config.edit(config_path) as raw:
             user = add_user(raw, name, level, wxid)
         pairing.revoke(db, user.name)  # codes of an earlier user of this name
         code = pairing.issue(db, user.name) if wxid is None else None
-    finally:
-        db.close()
     out = stdout()
     out.print(f"added {escape(user.name)} ({user.pri.label})")
     if code is not None:
@@ -50,29 +52,16 @@ def add(
         out.print(f"{escape(user.name)} sends `bind {code}` to the bot on WeChat")
 
 
-def _pairing_db(config_path):
-    from lcbot.db import DB_NAME, connect
+@contextlib.contextmanager
+def _pairing_db(config_path) -> Iterator[sqlite3.Connection]:
+    """The database, open for the block; damage met in the block is reported as such."""
+    from lcbot.db import DB_NAME, connect, reporting
 
-    return connect(config.load(config_path).bot.data_dir / DB_NAME)
-
-
-def _invite(config_path, name: str) -> str:
-    from lcbot import pairing
-
-    db = _pairing_db(config_path)
+    path = config.load(config_path).bot.data_dir / DB_NAME
+    db = connect(path, tables=("pairing",))  # a large file: only the table written here
     try:
-        return pairing.issue(db, name)
-    finally:
-        db.close()
-
-
-def _revoke(config_path, name: str) -> None:
-    """Codes issued for an earlier user of this name must not bind anyone any more."""
-    from lcbot import pairing
-
-    db = _pairing_db(config_path)
-    try:
-        pairing.revoke(db, name)
+        with reporting(path):
+            yield db
     finally:
         db.close()
 
@@ -84,6 +73,7 @@ def invite(
     config_path: ConfigOption = None,
 ) -> None:
     """Issue a fresh one-time pairing code for a user (earlier codes stop working)."""
+    from lcbot import pairing
     from lcbot.errors import UsageError
     from lcbot.users import find_user
 
@@ -91,7 +81,8 @@ def invite(
     user = find_user(cfg.users, name)
     if user is None:
         raise UsageError(f"no user named {name!r} (see: lcbot user list)")
-    code = _invite(config_path, user.name)
+    with _pairing_db(config_path) as db:
+        code = pairing.issue(db, user.name)
     if json_output:
         print_json({"user": user.name, "code": code, "valid_seconds": 86400})
         return
@@ -109,11 +100,13 @@ def remove(
     config_path: ConfigOption = None,
 ) -> None:
     """Remove a user."""
+    from lcbot import pairing
     from lcbot.users import remove_user
 
-    with config.edit(config_path) as raw:
-        user = remove_user(raw, name, force=force)
-    _revoke(config_path, user.name)
+    with _pairing_db(config_path) as db:  # a broken database fails here, before the edit
+        with config.edit(config_path) as raw:
+            user = remove_user(raw, name, force=force)
+        pairing.revoke(db, user.name)  # codes issued for the user must not bind anyone
     stdout().print(f"removed {escape(user.name)}")
 
 

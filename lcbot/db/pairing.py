@@ -26,3 +26,19 @@ def use_code(db: sqlite3.Connection, code_hash: str, now: float) -> str | None:
     if row:
         db.execute("DELETE FROM pairing WHERE code_hash = ?", (code_hash,))
     return row[0] if row else None
+
+
+def failures_since(db: sqlite3.Connection, contact: str, since: float) -> int:
+    """Wrong codes ``contact`` sent since ``since``."""
+    (count,) = db.execute(
+        "SELECT count(*) FROM pairing_failures WHERE contact = ? AND at > ?", (contact, since)
+    ).fetchone()
+    return count
+
+
+def record_failure(db: sqlite3.Connection, contact: str, at: float, forget_before: float) -> None:
+    """Remember a wrong code; forget those older than ``forget_before`` (the window)."""
+    db.execute(
+        "DELETE FROM pairing_failures WHERE contact = ? AND at <= ?", (contact, forget_before)
+    )
+    db.execute("INSERT INTO pairing_failures VALUES (?, ?)", (contact, at))

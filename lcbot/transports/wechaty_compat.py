@@ -43,8 +43,27 @@ def apply() -> None:
     _patch_telnetlib()
     _patch_puppet_options_hash()
     _patch_puppet_service_stop()
+    _shield_environment()
     _after_import("wechaty.wechaty", _patch_wechaty_module)
     _applied = True
+
+
+def _shield_environment() -> None:
+    # python-wechaty falls back to generic variables: `get_token()` reads
+    # WECHATY_PUPPET_SERVICE_TOKEN, then TOKEN, then token; `get_endpoint()` ENDPOINT and
+    # endpoint — so an unrelated TOKEN=… in the environment was sent to the puppet service
+    # (and logged). lcbot passes its own endpoint and token in PuppetOptions; nothing is read
+    # from the environment behind its back.
+    import wechaty_puppet_service.config as config
+    import wechaty_puppet_service.puppet as puppet
+
+    for module in (config, puppet):
+        module.get_token = _nothing
+        module.get_endpoint = _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 def _patch_pyee() -> None:

@@ -26,6 +26,7 @@ from lcbot.users import User, parse_users
 
 CONFIG_ENV = "LCBOT_CONFIG"
 DEFAULT_NAME = "lcbot.toml"
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark: accepted at the start of the file
 
 HEADER = (
     "# lcbot configuration. Reference: the Configuration section of lcbot's README.\n"
@@ -42,6 +43,7 @@ class BotSettings:
     data_dir: Path = Path(".lcbot")
     workers: int = 8
     slow_notice: float = 10.0
+    stop_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,11 @@ def read_raw(path: Path) -> dict[str, Any]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    bom = len(BOM) if data.startswith(BOM) else 0  # Windows editors write one; saves drop it
     try:
-        text = data.decode("utf-8")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte {bom + exc.start})") from None
     return parse_text(text, path)
 
 
@@ -144,6 +147,7 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         data_dir=base / bot["data_dir"],
         workers=bot["workers"],
         slow_notice=bot["slow_notice"],
+        stop_timeout=bot["stop_timeout"],
     )
     plugin_settings = PluginSettings(
         dirs=tuple(base / d for d in settings["plugins"]["dirs"]),
@@ -219,11 +223,30 @@ def render(raw: dict[str, Any]) -> str:
     return HEADER + "\n".join(chunk.rstrip("\n") + "\n" for chunk in chunks)
 
 
+def _cannot_write(path: Path, exc: OSError) -> ConfigError:
+    """A one-line ConfigError for an OSError met while saving ``path`` (left unchanged)."""
+    import errno
+
+    hint = ""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = f"; edits need write access to the folder {path.parent} (lock file, new copy)"
+    where = exc.filename or path
+    return ConfigError(
+        f"cannot write {path}: {exc.strerror or exc}: {where}{hint}; nothing was changed"
+    )
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically: same-folder temp file, fsync, os.replace."""
+    """Replace ``path`` with ``text`` atomically: same-folder temp file, fsync, os.replace.
+
+    A new file is 0600; an existing one keeps its mode. ``ConfigError`` (``path`` untouched)
+    when the folder is not writable, the disk is full, …"""
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
@@ -232,9 +255,11 @@ def write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -249,7 +274,11 @@ def locked(path: Path) -> Iterator[None]:
     import fcntl
 
     lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a") as handle:
+    try:
+        handle = open(lock_path, "a")  # noqa: SIM115 - closed by the with block below
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 
 from lcbot.cli import app
 
+INGRESS_TOKEN_ENV = "LCBOT_INGRESS_TOKEN"
+INGRESS_TOKEN = "s3cret-Token_42"
+
 STARTER = """\
 [bot]
 name = "testbot"
@@ -47,3 +50,16 @@ def cli():
         return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(autouse=True)
+def no_ingress_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ingress token unless a test asks for one (child processes inherit the choice)."""
+    monkeypatch.delenv(INGRESS_TOKEN_ENV, raising=False)
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The ingress token, set in the environment."""
+    monkeypatch.setenv(INGRESS_TOKEN_ENV, INGRESS_TOKEN)
+    return INGRESS_TOKEN

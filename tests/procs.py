@@ -126,6 +126,15 @@ def lcbot_json(project: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+def one_line(stderr: str) -> str:
+    """The one ``error: …`` line a refused command writes (no traceback): returned."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
 def run_console(project: Path, text: str = "", *args: str, **env: str) -> Ran:
     """``lcbot run --transport console`` with ``text`` on stdin (it stops at its end)."""
     return lcbot(project, "run", "--transport", "console", *args, input=text, **env)

@@ -30,10 +30,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 
 def stdout():
-    """A rich console on stdout (imported on first use: rich costs start-up time)."""
+    """A rich console on stdout (imported on first use: rich costs start-up time). Lines
+    are not wrapped: a long path must stay whole for whoever reads or greps it."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 def escape(text: str) -> str:
@@ -50,6 +51,11 @@ def error(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"[bold red]error:[/] {escape(message)}"
     )
+
+
+def notice(message: str) -> None:
+    """Print ``note: message`` on stderr (one line; not an error)."""
+    sys.stderr.write(f"note: {message}\n")
 
 
 def print_json(data: Any) -> None:

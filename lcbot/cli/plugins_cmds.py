@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from lcbot import config
-from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
+from lcbot.cli.common import (
+    ConfigOption,
+    JsonOption,
+    escape,
+    notice,
+    print_json,
+    stdout,
+    sub_app,
+)
 
 plugins_app = sub_app("Inspect installed and folder plugins.")
 commands_app = sub_app("Inspect the chat commands plugins provide.")
@@ -32,11 +40,19 @@ def new_plugin(
 
 
 def _load(config_path):
+    """The plugins of the configuration, or, when no --config / $LCBOT_CONFIG was given
+    and there is no ./lcbot.toml, the built-in and installed ones (said on stderr)."""
     from lcbot.commands import Registry
     from lcbot.plugins import load_host
 
-    cfg = config.load(config_path)
-    host = load_host(cfg.plugins.dirs, cfg.plugins.disable)
+    path = config.locate(config_path)
+    if config_path is None and not path.exists():
+        notice(f"no configuration file at {path}: showing built-in and installed plugins only")
+        dirs, disable = (), ()
+    else:
+        cfg = config.load(config_path)
+        dirs, disable = cfg.plugins.dirs, cfg.plugins.disable
+    host = load_host(dirs, disable)
     registry = host.register_commands(Registry())
     return host, registry
 

@@ -9,6 +9,7 @@ other processes through the ``alerts`` table.
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,24 @@ def check_level(level: Any) -> str:
     return level
 
 
+# characters that show nothing though they are letters, marks or symbols: combining
+# grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian and other variation
+# selectors, the blank Braille pattern
+_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # controls, formats, spaces
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: only whitespace, control and format characters
+    (U+200B, U+FEFF, …) and the few other invisible ones."""
+    category = unicodedata.category
+    return all(ch.isspace() or ch in _INVISIBLE or category(ch) in _BLANK_CATEGORIES for ch in text)
+
+
 def _text(value: Any, name: str, limit: int, required: bool = False) -> str | None:
     if value is None and not required:
         return None
@@ -72,7 +91,7 @@ def _text(value: Any, name: str, limit: int, required: bool = False) -> str | No
     except UnicodeEncodeError:
         raise InvalidAlert(name, f"alert {name} is not valid text (undecodable bytes)") from None
     value = value.strip()
-    if not value:
+    if not value or is_blank(value):
         if required:
             raise InvalidAlert(name, f"alert {name} is empty")
         return None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lcbot import config
 from lcbot.cli.common import ConfigOption, escape, stdout, sub_app
+from lcbot.errors import ConfigError
 from lcbot.users import check_identifier
 
 app = sub_app("Inspect the configuration.")
@@ -26,9 +29,17 @@ def init(
         str | None,
         typer.Option("--root", help="Name of the first root user (default: your login name)."),
     ] = None,
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example/--no-example",
+            help="Also write the example plugin plugins/sysmon.py (status, interval).",
+        ),
+    ] = True,
     config_path: ConfigOption = None,
 ) -> None:
-    """Write a starter lcbot.toml with one root user (never overwrites a file)."""
+    """Write a starter lcbot.toml with one root user, and the example plugin in plugins/
+    (never overwrites a file)."""
     name = check_identifier(root or _default_root(), "user name")
     path = config.locate(config_path)
     raw = {
@@ -39,7 +50,46 @@ def init(
     config.create(path, raw)
     out = stdout()
     out.print(f"wrote {escape(str(path))} with root user {escape(name)}")
-    out.print("next: lcbot user add NAME --pri admin|user, then lcbot run")
+    plugin = path.parent / "plugins" / EXAMPLE
+    if example and _write_example(path, plugin):
+        out.print(f"wrote {escape(str(plugin))}, an example plugin: commands status, interval")
+    elif example:
+        out.print(f"kept {escape(str(plugin))} (it already exists)")
+    out.print("next: lcbot run, then type help or status")
+    out.print("more users: lcbot user add NAME --pri admin|user")
+
+
+EXAMPLE = "sysmon.py"
+
+
+def _write_example(config_path: Path, plugin: Path) -> bool:
+    """Copy the example plugin to ``plugin`` (False if it exists). When that fails the new
+    ``config_path`` is removed again, so a failed init changes nothing."""
+    from lcbot import examples
+
+    source = Path(examples.__file__).with_name(EXAMPLE).read_text(encoding="utf-8")
+    folder_was_there = plugin.parent.is_dir()
+    created = False
+    try:
+        if not folder_was_there:
+            plugin.parent.mkdir()
+        if plugin.exists() or plugin.is_symlink():
+            return False
+        with open(plugin, "x", encoding="utf-8") as handle:
+            created = True
+            handle.write(source)
+    except OSError as exc:
+        if created:
+            plugin.unlink(missing_ok=True)
+        if not folder_was_there:
+            with contextlib.suppress(OSError):
+                plugin.parent.rmdir()
+        config_path.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write {plugin}: {exc.strerror or exc}; nothing was changed "
+            "(lcbot init --no-example skips the example plugin)"
+        ) from None
+    return True
 
 
 @app.command("check")

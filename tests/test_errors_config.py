@@ -24,7 +24,6 @@ else:
     import tomli as tomllib
 
 BOM = b"\xef\xbb\xbf"
-NOBODY = 65534
 
 
 def users_in(path: Path) -> list[str]:
@@ -33,9 +32,11 @@ def users_in(path: Path) -> list[str]:
 
 # --- a folder lcbot may not write in ------------------------------------------------------
 #
-# Root ignores permission bits, so as root the command runs as `nobody` (setpriv) in a
-# folder owned by root, mode 0755: the kernel refuses the writes, as it does for any user
-# in a read-only folder. As another user, the folder is made 0555.
+# Root ignores permission bits: as root the command runs without the capabilities that
+# override them (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), so the kernel
+# refuses writes into a folder of mode 0555 as it does for any user. Still root, it can
+# read a private virtual environment or checkout, which the user nobody could not.
+DROP_DAC = "-dac_override,-dac_read_search"
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def readonly():
     """``(make(with_data_dir, with_lock) -> project, run(project, *args) -> result)``."""
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: cannot drop privileges")
-    base = Path(tempfile.mkdtemp(prefix="lcbot-readonly-"))  # /tmp: reachable by nobody
+    base = Path(tempfile.mkdtemp(prefix="lcbot-readonly-"))
     base.chmod(0o755)
     projects: list[Path] = []
 
@@ -59,20 +60,14 @@ def readonly():
             (project / "lcbot.toml.lock").touch(mode=0o666)
         for path in project.rglob("*"):
             path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() else 0))
-        if os.geteuid() == 0:
-            for path in (project / ".lcbot", project / "lcbot.toml.lock"):
-                if path.exists():
-                    os.chown(path, NOBODY, NOBODY)
-            project.chmod(0o755)
-        else:
-            project.chmod(0o555)
+        project.chmod(0o555)
         projects.append(project)
         return project
 
     def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         prefix = []
         if os.geteuid() == 0:
-            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            prefix = ["setpriv", f"--bounding-set={DROP_DAC}", f"--inh-caps={DROP_DAC}"]
         return subprocess.run(
             [*prefix, sys.executable, "-m", "lcbot", *args],
             cwd=project,

@@ -289,7 +289,9 @@ class Outbox:
                 self._release_volatile()
                 continue
             if not self._backoff:
-                await asyncio.sleep(FLUSH_DELAY)  # let a burst of puts join this batch
+                # new messages: let a burst of puts join this batch; only the drainer's
+                # marks: it waits for them to send on (one loop turn joins a send round)
+                await asyncio.sleep(FLUSH_DELAY if self._new or self._ops else 0)
             self._commit(loop)
 
     def _commit(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -47,6 +47,11 @@ class Receipts(Protocol):
 
     def mark_part(self, message: Message) -> int: ...
 
+    @property
+    def pending(self) -> int:
+        """Messages pending in all (in memory and in the database)."""
+        ...
+
 
 class Link(Protocol):
     """The sending side of a transport."""
@@ -319,5 +324,6 @@ class Drainer:
             yield task
             if not await self.drain(drain_timeout(), upstream, task):
                 log.warning(
-                    "%d message(s) still pending; they are sent at the next start", self.pending
+                    "%d message(s) still pending; they are sent at the next start",
+                    self.receipts.pending,
                 )

@@ -119,6 +119,13 @@ class Outbox:
         return batch
 
     @property
+    def pending(self) -> int:
+        """Rows pending once the writes queued now are stored."""
+        with self._lock:
+            dead = sum(1 for row in self._failed if row[1] == "dead")
+            return max(0, self.counts["pending"] + len(self._new) - len(self._sent) - dead)
+
+    @property
     def dirty(self) -> bool:
         """Whether writes wait to be committed."""
         return bool(self._new or self._sent or self._failed or self._parts or self._ops)

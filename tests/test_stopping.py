@@ -5,13 +5,16 @@ durations are bounded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import signal
+import sqlite3
 import time
 
 import pytest
 
 from lcbot.testing import Harness
-from tests.procs import WAIT, bots, make_project, run_console
+from tests.procs import WAIT, bots, db_path, make_project, query, run_console, wait_until
 
 HANGING = """\
 import asyncio
@@ -101,7 +104,35 @@ def test_sigterm_with_a_backlog_stops_within_stop_timeout(tmp_path):
         bot.proc.send_signal(signal.SIGTERM)
         assert bot.wait(WAIT) == 0
         assert time.monotonic() - begun < 6
-        assert "still pending; they are sent at the next start" in bot.stderr
+        assert_pending_reported(project, bot.stderr)
+
+
+def assert_pending_reported(project, stderr: str) -> None:
+    """The stop names how many messages wait for the next start: as many as the db holds."""
+    found = re.search(r"(\d+) message\(s\) still pending; they are sent at the next start", stderr)
+    assert found, stderr
+    pending = query(project, "SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+    assert int(found[1]) == pending > 0, (found[0], pending)
+
+
+def test_sigterm_with_a_backlog_beyond_the_window_reports_all_of_it(tmp_path):
+    """300 rows from an earlier run: more than the drainer holds in memory (200)."""
+    project = project_with(
+        tmp_path / "bot", {"me": "root"}, "stop_timeout = 1\n", "[ratelimit]\nper_second = 1\n"
+    )
+    assert run_console(project).returncode == 0  # the database, with lcbot's schema
+    with contextlib.closing(sqlite3.connect(db_path(project))) as db, db:
+        db.executemany(
+            "INSERT INTO outbox (recipient, text, kind, created, priority) "
+            "VALUES ('me', ?, 'reply', ?, 0)",
+            [(f"row {i} " + "x" * 1990, time.time()) for i in range(300)],  # one send each
+        )
+    with bots() as start:
+        bot = start(project)
+        wait_until(lambda: "pending from an earlier run" in bot.stderr, "the bot started")
+        bot.proc.send_signal(signal.SIGTERM)
+        assert bot.wait(WAIT) == 0
+        assert_pending_reported(project, bot.stderr)
 
 
 def test_odd_endings_are_failures_and_the_bot_goes_on(tmp_path):

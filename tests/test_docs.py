@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import lcbot
 from lcbot import hookspecs
 
 DOC = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
@@ -36,6 +37,11 @@ def test_hookspec_has_docstring(name):
 def test_documented_hooks_exist():
     documented = re.findall(r"^### `(\w+)\(", DOC, flags=re.M)
     assert sorted(documented) == sorted(HOOKS)
+
+
+@pytest.mark.parametrize("name", [n for n in lcbot.__all__ if not n.startswith("_")])
+def test_every_public_name_is_documented(name):
+    assert f"`{name}" in DOC, f"docs/plugins.md does not mention lcbot.{name}"
 
 
 # --- the configuration table is the schema ------------------------------------------------

@@ -1,28 +1,14 @@
-"""Make PyPI ``wechaty`` 0.10.7 import and run on Python 3.10-3.13 with current dependencies.
+"""Version shims: PyPI ``wechaty`` 0.10.7 on Python 3.10-3.13 with current pyee and urllib3.
 
 ``wechaty`` 0.10.7 (2022, the last release) and its ``wechaty-puppet`` /
 ``wechaty-puppet-service`` companions were written against pyee < 12, urllib3 1.x and
-Python <= 3.10. Instead of pinning old versions into the user's environment, ``apply()``
-patches the few names they rely on, in memory only (no file in site-packages changes).
-
-Call ``apply()`` right before ``import wechaty``; it is idempotent. It imports
-``wechaty_puppet`` and ``wechaty_puppet_service`` but never ``wechaty``: the fixes to
-``wechaty.wechaty`` itself run when that module is first imported.
-
-Besides the version fixes, four upstream bugs that break stopping, reconnecting and
-running one bot after another in a process are fixed too; each is commented below.
-
-Not patched, but worth knowing: ``import wechaty`` reads ``CACHE_DIR`` at import time
-(``./.wechaty`` by default, created in the working directory) for its scheduler's
-``job.db``; set it before the import, or pass ``WechatyOptions(scheduler=...)``.
+Python <= 3.10. These patches restore the few names they rely on, in memory only, plus the
+per-instance state python-wechaty wrongly shares between bots.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import importlib.abc
 import importlib.util
 import socket
 import sys
@@ -30,22 +16,14 @@ import types
 import warnings
 from typing import Any
 
-_applied = False
-
 
 def apply() -> None:
-    """Install every shim; safe to call more than once."""
-    global _applied
-    if _applied:
-        return
+    """The shims that must be in place before ``import wechaty``."""
     _patch_pyee()
     _patch_urllib3()
     _patch_telnetlib()
     _patch_puppet_options_hash()
-    _patch_puppet_service_stop()
     _shield_environment()
-    _after_import("wechaty.wechaty", _patch_wechaty_module)
-    _applied = True
 
 
 def _shield_environment() -> None:
@@ -156,48 +134,8 @@ def _patch_puppet_options_hash() -> None:
         PuppetOptions.__hash__ = object.__hash__
 
 
-def _patch_puppet_service_stop() -> None:
-    # No upstream issue found; it surfaces as python-wechaty's "The network is not good,
-    # the bot will try to restart after 60 seconds" after a clean `await bot.stop()`.
-    # PuppetService.stop() asks the server to stop (which ends the event stream) and then
-    # closes the channel at once; in about 1 stop out of 3 (any Python version) the close
-    # wins, the event-stream reader inside `bot.start()` gets StreamTerminatedError, and
-    # the stopped bot sleeps 60 s and restarts itself. Read the stream's end, then close.
-    from wechaty_puppet_service.puppet import PuppetService
-
-    if getattr(PuppetService.stop, "_lcbot_compat", False):
-        return
-    listen_for_event = PuppetService._listen_for_event
-
-    @functools.wraps(listen_for_event)
-    async def _listen_for_event(self: Any) -> None:
-        self._lcbot_listen_task = asyncio.current_task()
-        self._lcbot_listen_done = done = asyncio.Event()
-        try:
-            await listen_for_event(self)
-        finally:
-            done.set()
-
-    @functools.wraps(PuppetService.stop)
-    async def stop(self: Any) -> None:
-        self._event_stream.remove_all_listeners()
-        if self._puppet_stub is not None:
-            await self._puppet_stub.stop()
-            self._puppet_stub = None
-        done = getattr(self, "_lcbot_listen_done", None)
-        if done is not None and asyncio.current_task() is not self._lcbot_listen_task:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(done.wait(), 5)
-        if self.channel:
-            self.channel.close()
-            self.channel = None
-
-    stop._lcbot_compat = True  # type: ignore[attr-defined]
-    PuppetService._listen_for_event = _listen_for_event
-    PuppetService.stop = stop
-
-
-def _patch_wechaty_module(module: types.ModuleType) -> None:
+def patch_wechaty_module(module: types.ModuleType) -> None:
+    """Per-bot state for ``wechaty.wechaty`` (run when that module is imported)."""
     options_cls: Any = module.WechatyOptions
     wechaty_cls: Any = module.Wechaty
     if getattr(options_cls.__init__, "_lcbot_compat", False):
@@ -229,63 +167,9 @@ def _patch_wechaty_module(module: types.ModuleType) -> None:
     @functools.wraps(init_puppet)
     async def init_puppet_with_own_pools(self: Any) -> None:
         await init_puppet(self)
-        for name in ("Contact", "ContactSelf", "Room", "Tag"):
+        for name in ("Contact", "ContactSelf", "Room", "Tag", "Friendship", "RoomInvitation"):
             cls = getattr(self, name, None)
             if cls is not None and "_pool" not in vars(cls):
                 cls._pool = {}
 
     wechaty_cls.init_puppet = init_puppet_with_own_pools
-
-    # No upstream issue found: after a reconnect, python-wechaty handles the new
-    # connection's login by starting its plugin manager again, whose scheduler then raises
-    # "Scheduler is already running" ("internal error" in the log), so the bot's 'login'
-    # event never fires and `bot.contact_id` is not set. Start the plugin manager once.
-    manager_cls: Any = sys.modules["wechaty.plugin"].WechatyPluginManager
-    manager_start = manager_cls.start
-
-    @functools.wraps(manager_start)
-    async def start_once(self: Any) -> None:
-        if not getattr(self, "_lcbot_started", False):
-            await manager_start(self)
-            self._lcbot_started = True
-
-    manager_cls.start = start_once
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``fix(module)`` right after module ``name`` is executed on first import."""
-
-    def __init__(self, name: str, fix: Any) -> None:
-        self.name = name
-        self.fix = fix
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != self.name:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        exec_module = loader.exec_module
-
-        def exec_and_fix(module: types.ModuleType) -> None:
-            exec_module(module)
-            self.fix(module)
-
-        loader.exec_module = exec_and_fix  # this loader instance serves this spec only
-        return spec
-
-
-def _after_import(name: str, fix: Any) -> None:
-    module = sys.modules.get(name)
-    if module is not None:
-        fix(module)
-    else:
-        sys.meta_path.insert(0, _AfterImport(name, fix))

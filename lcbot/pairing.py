@@ -115,8 +115,19 @@ def attempt(db: sqlite3.Connection, contact: str, text: str, now: float | None =
         return user
 
 
+def code_in(greeting: str) -> str | None:
+    """The first code-shaped word of a friend request's greeting (``bind ABCDE-FGHJK``,
+    ``abcde fghjk``, …), or None when it holds nothing like a code."""
+    import re
+
+    chars = f"[{ALPHABET}{ALPHABET.lower()}]"
+    match = re.search(rf"(?<![0-9A-Za-z]){chars}{{5}}[- ]?{chars}{{5}}(?![0-9A-Za-z])", greeting)
+    return match.group(0) if match else None
+
+
 class Binder:
-    """Answers ``bind CODE`` from contacts that are not (yet) users."""
+    """Binds contacts that are not (yet) users: ``bind CODE`` messages and friend requests
+    whose greeting holds a code. Both count against the same wrong-code throttle."""
 
     def __init__(
         self,
@@ -136,26 +147,39 @@ class Binder:
         if parsed is None or parsed[0] != "bind":
             return False
         contact = msg.sender_id
-        reply_to = f"contact:{contact}"
+        bound = await self._redeem(contact, msg.sender_name, parsed[1] or "")
+        if bound is None:
+            self.put(f"contact:{contact}", REFUSAL)
+        return True
+
+    async def admit(self, contact: str, name: str, greeting: str) -> str | None:
+        """A friend request from ``contact``: the user it is now bound to, or None when its
+        greeting holds no valid code (then the request is to be ignored, unanswered)."""
+        code = code_in(greeting)
+        if code is None:
+            return None
+        bound = await self._redeem(contact, name, code)
+        return bound if isinstance(bound, str) else None
+
+    async def _redeem(self, contact: str, name: str, code: str) -> Any:
+        """Bind ``contact`` with ``code``: the user's name, None (logged) for a refusal, or
+        ``BLOCKED`` for a contact whose attempts are ignored (no answer at all)."""
         try:
-            user = await asyncio.to_thread(self.attempt, contact, parsed[1] or "")
+            user = await asyncio.to_thread(self.attempt, contact, code)
         except Exception as exc:  # the database is locked for too long, …
             log.error("could not check a pairing code from %r: %s", contact, exc)
-            self.put(reply_to, REFUSAL)
-            return True
+            return None
         if user is BLOCKED:
             log.warning("bind attempt from %r ignored: too many wrong codes", contact)
-            return True
+            return BLOCKED
         if user is None:
             log.warning("wrong or expired pairing code from contact %r", contact)
-            self.put(reply_to, REFUSAL)
-            return True
+            return None
         try:
             bound = await asyncio.to_thread(self.bind, user, contact)
         except Exception as exc:  # user removed meanwhile, contact already bound, bad file
             log.error("could not bind contact %r to user %r: %s", contact, user, exc)
-            self.put(reply_to, REFUSAL)
-            return True
-        log.warning("contact %r (%s) is now user %s", contact, msg.sender_name, bound.name)
+            return None
+        log.warning("contact %r (%s) is now user %s", contact, name, bound.name)
         self.put(bound.name, f"bound: you are {bound.name} ({bound.pri.label}); send help")
-        return True
+        return bound.name

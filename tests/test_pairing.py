@@ -175,3 +175,40 @@ def test_cli_user_add_prints_code_and_invite(cfg_path):
     assert "pairing code" not in with_id.stdout
     missing = lcbot(cfg_path.parent, "user", "invite", "nobody")
     assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr
+
+
+def test_code_in_a_friend_request_greeting():
+    code = "ABCDE-FGHJK"
+    for greeting in (f"bind {code}", code, f"hi, my code is {code.lower()}", "abcde fghjk"):
+        assert pairing.normalize(pairing.code_in(greeting) or "") == "ABCDEFGHJK", greeting
+    for greeting in ("", "hello, I am alice", "ABCDEFGHJKLM", "call 1234567890"):
+        assert pairing.code_in(greeting) is None, greeting
+
+
+def test_friend_request_admission_binds_and_shares_the_throttle(tmp_path):
+    db = connect(tmp_path / "lcbot.db")
+    code = pairing.issue(db, "alice")
+    bound: list[tuple[str, str]] = []
+    put: list[tuple[str, str]] = []
+
+    class User:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.pri = type("P", (), {"label": "user"})()
+
+    def bind(user: str, contact: str) -> User:
+        bound.append((user, contact))
+        return User(user)
+
+    binder = pairing.Binder(
+        lambda contact, text: pairing.attempt(db, contact, text), bind, lambda *a: put.append(a)
+    )
+    run = asyncio.run
+    assert run(binder.admit("wx_a", "Alice", "hello there")) is None  # no code: not counted
+    assert run(binder.admit("wx_a", "Alice", f"bind {code}")) == "alice"
+    assert bound == [("alice", "wx_a")] and put[0][0] == "alice"
+    for _ in range(pairing.MAX_FAILURES):
+        assert run(binder.admit("wx_b", "Mallory", "bind 22222-22222")) is None
+    fresh = pairing.issue(db, "bob")
+    assert run(binder.admit("wx_b", "Mallory", fresh)) is None  # blocked: same throttle
+    assert bound == [("alice", "wx_a")]

@@ -145,7 +145,9 @@ class App:
             allowed=self.plugins.allowed,
             alerts=AlertControls(self.router),
         )
-        binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
+        binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
+        transport.admit_contact = self._admit_contact
+        transport.may_invite = self.roster.may_invite
         self.runner = Runner(
             self.pool, self.outbox.put, self.core.for_plugin, config.bot.slow_notice
         )
@@ -180,6 +182,14 @@ class App:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signals = 0
 
+    async def _admit_contact(self, contact: str, name: str, greeting: str) -> str | None:
+        """A friend request: a contact already bound to a user is that user; a stranger
+        whose greeting holds a valid pairing code becomes its user; others are refused."""
+        known = self.roster.directory.by_wxid(contact)
+        if known is not None:
+            return known.name
+        return await self.binder.admit(contact, name, greeting)
+
     def _plugin_sections(self) -> _Sections:
         """Each plugin's configuration: checked when it declares a schema, raw otherwise."""
         config = self.config
@@ -213,6 +223,8 @@ class App:
             waiting=waiting,
             record=self.outbox.record,
             title=f"{self.config.bot.name}: critical alert",
+            login_link=lambda: (self.transport.status().get("login") or {}).get("url"),
+            login_title=f"{self.config.bot.name}: WeChat login",
         )
 
     # --- worker-thread database work --------------------------------------------------------
@@ -362,6 +374,7 @@ class App:
         down_since = status.get("down_since")
         ready = transport.ready
         counts = self.outbox.counts
+        extra = {k: v for k, v in status.items() if k not in ("down_since", "logged_in_as")}
         return {
             "transport": {
                 "name": transport.name,
@@ -370,6 +383,7 @@ class App:
                 "down_for_seconds": None
                 if ready or not isinstance(down_since, float)
                 else round(time.monotonic() - down_since, 1),
+                **extra,
             },
             "outbox": {state: counts[state] for state in ("pending", "sent", "dead")},
             "last_sent": self.outbox.last_sent_at,

@@ -2,7 +2,8 @@
 seconds, critical alerts waiting in the outbox are also sent to ``[alerts] fallback_urls``
 through apprise (optional extra ``lcbot[apprise]``: WeCom bots, e-mail, …). Each alert
 message goes to the fallback once; the chat copy is still delivered when the transport
-is back.
+is back. While the transport waits for a login scan that long, the login link is sent
+there too (once per link), so root can log the bot back in from anywhere.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Fallback:
         record: Callable[..., None],
         title: str,
         clock: Callable[[], float] = time.monotonic,
+        login_link: Callable[[], str | None] = lambda: None,
+        login_title: str = "lcbot: WeChat login",
     ) -> None:
         self.notifier = notifier
         self.after = after
@@ -60,6 +63,9 @@ class Fallback:
         self.clock = clock
         self.down_since: float | None = clock()
         self.done: set[int] = set()  # sent to the fallback (the mark may not be stored yet)
+        self.login_link = login_link  # the WeChat login link while one is waiting for a scan
+        self.link_sent: str | None = None
+        self.login_title = login_title
 
     async def run(self) -> None:
         while True:
@@ -79,6 +85,7 @@ class Fallback:
             self.down_since = now
         if now - self.down_since < self.after:
             return 0
+        await self._send_login_link(now - self.down_since)
         texts: dict[str, list[int]] = {}
         for id_, text in self.waiting():  # one notification per distinct alert text
             if id_ not in self.done:
@@ -99,3 +106,13 @@ class Fallback:
                 sent,
             )
         return sent
+
+    async def _send_login_link(self, down_for: float) -> None:
+        link = self.login_link()
+        if not link or link == self.link_sent:
+            return
+        body = f"logged out of WeChat for {down_for:.0f} s: scan {link} to log the bot back in"
+        ok = await asyncio.to_thread(self.notifier.notify, title=self.login_title, body=body)
+        if ok:
+            self.link_sent = link
+            log.warning("the WeChat login link was sent to the fallback")

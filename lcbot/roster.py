@@ -36,9 +36,18 @@ class Roster:
 
     def identify(self, msg: Incoming) -> User | None:
         """The user who sent ``msg``, or None for a stranger."""
+        if msg.user is not None:  # vouched for by the transport (the account's owner)
+            return self.directory.by_name(msg.user)
         if self.identity == "id":
             return self.directory.by_wxid(msg.sender_id)
         return self.directory.by_name(msg.sender_name)
+
+    def may_invite(self, contact: str, name: str) -> bool:
+        """Whether a contact may add the bot to a group chat: root and admin users only."""
+        user = self.directory.by_wxid(contact) if self.identity == "id" else None
+        if user is None and self.identity == "name":
+            user = self.directory.by_name(name)
+        return user is not None and user.pri.label in ("root", "admin")
 
     def reachable(self, user: User) -> bool:
         """Whether messages to ``user`` can be delivered (by id: only once bound)."""

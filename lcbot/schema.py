@@ -191,6 +191,37 @@ SCHEMA: dict[str, Section] = {
                     "where answers to group commands go",
                     choices=("room", "private"),
                 ),
+                Setting(
+                    "accept_friends",
+                    str,
+                    "invited",
+                    "friend requests: `invited` accepts one whose greeting holds a valid "
+                    "pairing code (and binds that contact); `never` ignores them all",
+                    choices=("invited", "never"),
+                ),
+                Setting(
+                    "self_user",
+                    str,
+                    "",
+                    "the lcbot user who is the bot account's owner: what the owner sends to "
+                    "File Transfer is a command from this user, answered there",
+                    default_doc="none",
+                ),
+                Setting(
+                    "liveness",
+                    SECONDS,
+                    300.0,
+                    "with no event from the puppet for this long, probe it (ding) and "
+                    "reconnect if it does not answer",
+                    min=1,
+                ),
+                Setting(
+                    "send_timeout",
+                    SECONDS,
+                    30.0,
+                    "a send the puppet has not completed by then fails and is retried",
+                    min=1,
+                ),
             ),
             forbidden={"token": TOKEN_IN_FILE},
         ),

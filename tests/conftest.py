@@ -4,12 +4,16 @@ Real ``python -m lcbot`` processes are started by ``tests.procs`` only."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from lcbot.cli import app
+from tests import wechat_kit
+from tests.wechat_kit import BOB, BOT, BOT_NAME, CAROL, DORA, ME, ROOM, SPOOF, STRANGER
+from tests.wechaty_mock import WechatyMockServer
 
 INGRESS_TOKEN_ENV = "LCBOT_INGRESS_TOKEN"
 INGRESS_TOKEN = "s3cret-Token_42"
@@ -63,3 +67,48 @@ def token(monkeypatch: pytest.MonkeyPatch) -> str:
     """The ingress token, set in the environment."""
     monkeypatch.setenv(INGRESS_TOKEN_ENV, INGRESS_TOKEN)
     return INGRESS_TOKEN
+
+
+# --- WeChat end-to-end (marker "wechat"): the module's test server and lcbot bots on it ---
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatyMockServer]:
+    srv = WechatyMockServer(log_path=tmp_path_factory.mktemp("wechaty") / "server.log")
+    srv.start()
+    try:
+        for contact, name in [
+            (ME, "me"),
+            (BOB, "bob"),
+            (CAROL, "carol"),
+            (SPOOF, "bob"),
+            (STRANGER, "Stranger"),
+            (DORA, "Dora"),
+        ]:
+            srv.add_contact(contact, name)
+        srv.login(BOT, BOT_NAME)
+        srv.add_room(ROOM, "ops", [ME, BOB, CAROL, STRANGER, BOT])
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def wechat_bot(server: WechatyMockServer, tmp_path: Path):
+    started: list[wechat_kit.WeChatBot] = []
+
+    def start(project: Path, env: dict[str, str] | None = None) -> wechat_kit.WeChatBot:
+        if not server.running:
+            server.restart()
+        if not server.health()["loggedIn"]:
+            server.login(BOT, BOT_NAME)
+        server.clear_sent()
+        bot = wechat_kit.WeChatBot(project, server, env)
+        started.append(bot)
+        bot.wait_logged_in()
+        return bot
+
+    yield start
+    for bot in started:
+        bot.stop()
+        bot.log.close()

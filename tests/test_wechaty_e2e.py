@@ -8,158 +8,36 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.procs import lcbot, make_project, spawn, wait_until
-from tests.wechaty_mock import WechatyMockServer
+from tests.procs import lcbot, wait_until
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
+from tests.wechat_kit import (
+    BOB,
+    BOT,
+    BOT_NAME,
+    CAROL,
+    DORA,
+    ME,
+    ROOM,
+    SPOOF,
+    STRANGER,
+    WAIT,
+    WeChatBot,
+    project_with_users,
+    texts_to,
+    wait_text,
+)
+
 pytestmark = pytest.mark.wechat
-
-WAIT = 30.0
-BOT, BOT_NAME = "wxid_lcbot", "LcBot"
-ME, BOB, CAROL = "wxid_me", "wxid_bob", "wxid_carol"
-SPOOF, STRANGER, DORA = "wxid_spoof", "wxid_stranger", "wxid_dora"
-ROOM = "4242@chatroom"
-REPO = Path(__file__).resolve().parents[1]
-
-CONFIG = """
-[ratelimit]          # no pacing: the tests would wait 3 s per reply otherwise
-per_second = 0
-per_minute = 0
-per_recipient_gap = 0
-
-[wechaty]
-rooms = "mention"
-"""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatyMockServer]:
-    srv = WechatyMockServer(log_path=tmp_path_factory.mktemp("wechaty") / "server.log")
-    srv.start()
-    try:
-        for contact, name in [
-            (ME, "me"),
-            (BOB, "bob"),
-            (CAROL, "carol"),
-            (SPOOF, "bob"),
-            (STRANGER, "Stranger"),
-            (DORA, "Dora"),
-        ]:
-            srv.add_contact(contact, name)
-        srv.login(BOT, BOT_NAME)
-        srv.add_room(ROOM, "ops", [ME, BOB, CAROL, STRANGER, BOT])
-        yield srv
-    finally:
-        srv.stop()
-
-
-def project_with_users(folder: Path) -> Path:
-    project = make_project(folder, {"me": "root", "bob": "admin", "carol": "user"}, CONFIG)
-    (project / "plugins" / "sysmon.py").write_text((REPO / "plugins" / "sysmon.py").read_text())
-    toml = project / "lcbot.toml"
-    text = toml.read_text()
-    for name, wxid in (("me", ME), ("bob", BOB), ("carol", CAROL)):
-        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nwxid = "{wxid}"\n', 1)
-    toml.write_text(text)
-    return project
-
-
-class WeChatBot:
-    """``lcbot run --transport wechaty`` as a subprocess, logged in to the test server."""
-
-    def __init__(
-        self, project: Path, server: WechatyMockServer, env: dict[str, str] | None = None
-    ) -> None:
-        self.server = server
-        self.log = (project.parent / f"bot-{time.monotonic_ns()}.log").open("w+")
-        self.proc = spawn(
-            project,
-            "run",
-            "--transport",
-            "wechaty",
-            env={**server.env(), **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    @property
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def wait_log(self, pattern: str, timeout: float = WAIT, count: int = 1) -> None:
-        wait_until(
-            lambda: (
-                (self.proc.poll() is None and len(re.findall(pattern, self.output)) >= count)
-                or self._died()
-            ),
-            f"{pattern!r} in the bot's log",
-            timeout,
-        )
-
-    def _died(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"bot exited {self.proc.returncode}:\n{self.output}")
-        return False
-
-    def wait_logged_in(self, count: int = 1) -> None:
-        self.wait_log(r"logged in to WeChat as", count=count)
-        self.server.wait_stream(WAIT)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(WAIT)
-        return self.proc.returncode
-
-
-@pytest.fixture
-def wechat_bot(server: WechatyMockServer, tmp_path: Path):
-    started: list[WeChatBot] = []
-
-    def start(project: Path, env: dict[str, str] | None = None) -> WeChatBot:
-        if not server.running:
-            server.restart()
-        server.clear_sent()
-        bot = WeChatBot(project, server, env)
-        started.append(bot)
-        bot.wait_logged_in()
-        return bot
-
-    yield start
-    for bot in started:
-        bot.stop()
-        bot.log.close()
-
-
-def texts_to(server: WechatyMockServer, contact: str) -> list[str]:
-    """Every line the bot sent to ``contact`` (coalesced messages split)."""
-    return [line for m in server.sent() if m["to"] == contact for line in m["text"].split("\n")]
-
-
-def wait_text(server: WechatyMockServer, contact: str, predicate, what: str) -> str:
-    def found():
-        return next((t for t in texts_to(server, contact) if predicate(t)), None)
-
-    return wait_until(found, f"{what} sent to {contact}; sent: {server.sent()}", WAIT)
 
 
 def test_commands_privileges_and_spoofing(server, wechat_bot, tmp_path):
@@ -260,13 +138,17 @@ def test_reconnects_and_delivers_alerts_raised_while_down(server, wechat_bot, tm
     for i in range(3):
         assert lcbot(project, "alert", f"while down {i}", "--level", "critical").returncode == 0
     started = time.monotonic()
-    server.restart()
+    server.restart()  # a new gateway process: the account must be scanned in again
+    server.login(BOT, BOT_NAME)
     bot.wait_logged_in(count=2)
     for contact in (ME, BOB, CAROL):
         for i in range(3):
             wait_text(server, contact, lambda t, i=i: t == f"CRITICAL while down {i}", "alert")
     assert time.monotonic() - started < WAIT
-    assert "reconnecting in" in bot.output
+    # while the server was gone: one line per reason, not one (or three) per attempt
+    failures = re.findall(r"WARNING lcbot.wechaty: WeChat: (.*); retrying with backoff", bot.output)
+    assert failures and len(failures) == len(set(failures)), bot.output
+    assert "WARNING wechaty" not in bot.output and "WARNING PuppetService" not in bot.output
     assert bot.stop() == 0
 
 

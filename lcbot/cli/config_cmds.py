@@ -99,7 +99,7 @@ def check(config_path: ConfigOption = None) -> None:
     from lcbot.ingress import IngressSettings
     from lcbot.plugins import load_host
     from lcbot.setting import Section
-    from lcbot.transports.wechaty import WechatySettings
+    from lcbot.transports.wechaty_settings import WechatySettings
 
     where = str(cfg.path)
     ingress = IngressSettings.from_settings(cfg.settings["ingress"])

@@ -9,7 +9,7 @@ import typer
 
 from lcbot import config
 from lcbot.cli.common import ConfigOption
-from lcbot.errors import UsageError
+from lcbot.errors import ConfigError, UsageError
 
 
 def setup_logging(level: str) -> None:
@@ -22,7 +22,7 @@ def setup_logging(level: str) -> None:
 
 
 def wechat_settings(cfg: config.Config):
-    from lcbot.transports.wechaty import WechatySettings
+    from lcbot.transports.wechaty_settings import WechatySettings
 
     return WechatySettings.from_settings(cfg.settings["wechaty"], cfg.settings["security"])
 
@@ -72,6 +72,10 @@ def run(
             raise UsageError(
                 "--transport wechaty needs WECHATY_PUPPET_SERVICE_ENDPOINT (or [wechaty] "
                 f"endpoint) and the token in ${settings.token_env}"
+            )
+        if settings.self_user and not any(u.name == settings.self_user for u in cfg.users):
+            raise ConfigError(
+                f"{cfg.path}: wechaty.self_user: no user named {settings.self_user!r}"
             )
         if settings.identity == "name":
             logging.getLogger("lcbot").warning(

@@ -12,8 +12,10 @@ class Incoming:
     """A chat message as a transport received it.
 
     ``sender_id`` is the stable identity (WeChat contact id; the user name on the console),
-    ``sender_name`` the display name. ``room_id`` is set for group chats. ``reply_to``
-    overrides where replies go (default: the sender's user name).
+    ``sender_name`` the display name. ``room_id`` (and ``room_topic``, for humans) is set
+    for group chats. ``reply_to`` overrides where replies go (default: the sender's user
+    name). ``user`` names the lcbot user when the transport itself vouches for the sender
+    (the WeChat account's owner, ``[wechaty] self_user``).
     """
 
     sender_id: str
@@ -21,6 +23,8 @@ class Incoming:
     text: str
     room_id: str | None = None
     reply_to: str | None = None
+    room_topic: str | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class Address:
 
 
 OnMessage = Callable[[Incoming], Awaitable[None]]
+# (contact id, display name, greeting) → the user that contact is (now) bound to, or None
+AdmitContact = Callable[[str, str, str], Awaitable[str | None]]
+# (contact id, display name) → whether that contact may add the bot to a group chat
+MayInvite = Callable[[str, str], bool]
 
 
 class Transport:
@@ -50,11 +58,15 @@ class Transport:
     * ``finished``: set by a transport whose input has ended (console EOF): the bot stops.
     * ``identity``: ``"id"`` to recognise users by ``wxid``, ``"name"`` by user name.
     * ``paced``: whether WeChat's pace applies by default (``[ratelimit]``).
+    * ``admit_contact`` / ``may_invite``: set by the app before ``start``; how a transport
+      answers friend requests and group invitations (None: it ignores them).
     """
 
     name = "base"
     identity = "name"
     paced = False
+    admit_contact: AdmitContact | None = None
+    may_invite: MayInvite | None = None
 
     def __init__(self) -> None:
         self.ready_event = asyncio.Event()

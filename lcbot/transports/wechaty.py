@@ -5,63 +5,51 @@ Imported only when this transport starts. Connection: ``WECHATY_PUPPET_SERVICE_E
 variable named by ``[wechaty] token_env``); the token is never stored nor logged.
 
 Life of a connection: a supervisor creates a fresh ``Wechaty`` per attempt (an instance
-cannot be restarted once stopped), runs the puppet's event stream, and when the stream
-ends or fails reconnects with backoff (1 s … 60 s) instead of python-wechaty's fixed
-60 s sleep. The drainer sends only while logged in.
+cannot be restarted once stopped), sends Start (never Stop: on wechaty-puppet 1.x Stop logs
+the account out, see ``wechaty_compat.session``), reads the event stream, and when the
+stream ends, fails or goes deaf reconnects with backoff (1 s … 60 s). A failure is one
+line when its reason changes, then quiet retries; the reason is in ``/healthz``. The
+drainer sends only while logged in; a send has ``[wechaty] send_timeout``; with no event
+for ``[wechaty] liveness`` the puppet is probed with a ding (``wechaty_liveness``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
-import re
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lcbot.errors import ConfigError
-from lcbot.transports.base import Address, Incoming, OnMessage, Transport
+from lcbot.transports.base import Address, OnMessage, Transport
+from lcbot.transports.wechaty_inbound import FILE_TRANSFER, OwnEcho, incoming
+from lcbot.transports.wechaty_liveness import Liveness
+from lcbot.transports.wechaty_login import LoginTracker
+from lcbot.transports.wechaty_settings import (
+    ENDPOINT_ENV,
+    TOKEN_ENV,
+    WechatySettings,
+    adopt_wechaty_loggers,
+)
+
+__all__ = ["ENDPOINT_ENV", "TOKEN_ENV", "WechatySettings", "WechatyTransport"]
 
 log = logging.getLogger("lcbot.wechaty")
 
-ENDPOINT_ENV = "WECHATY_PUPPET_SERVICE_ENDPOINT"
-TOKEN_ENV = "WECHATY_PUPPET_SERVICE_TOKEN"
+RECEIVE = 2  # wechaty-puppet's FriendshipType.Receive: someone asks to be a friend
+NO_TLS = "WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_SERVER=true"
 
 
-@dataclass(frozen=True)
-class WechatySettings:
-    """``[wechaty]`` and ``[security]`` of lcbot.toml, plus the environment."""
+def import_wechaty() -> None:
+    """Patch and import python-wechaty (fails early and loudly if it cannot be imported)."""
+    from lcbot.transports import wechaty_compat
 
-    endpoint: str | None = None
-    token_env: str = TOKEN_ENV
-    port: int = 0  # python-wechaty's own web port; 0 = a free one
-    rooms: str = "off"
-    room_replies: str = "room"
-    identity: str = "id"
-
-    @property
-    def token(self) -> str | None:
-        return os.environ.get(self.token_env) or None
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.endpoint or self.token)
-
-    @classmethod
-    def from_settings(cls, wechaty: dict[str, Any], security: dict[str, Any]) -> WechatySettings:
-        """From the checked ``[wechaty]`` and ``[security]`` values (``Config.settings``);
-        ``$WECHATY_PUPPET_SERVICE_ENDPOINT`` wins over ``[wechaty] endpoint``."""
-        return cls(
-            endpoint=os.environ.get(ENDPOINT_ENV) or wechaty["endpoint"] or None,
-            token_env=wechaty["token_env"],
-            port=wechaty["port"],
-            rooms=wechaty["rooms"],
-            room_replies=wechaty["room_replies"],
-            identity=security["identity"],
-        )
+    wechaty_compat.apply()
+    import wechaty  # noqa: F401
 
 
 def free_port() -> int:
@@ -81,8 +69,13 @@ class WechatyTransport(Transport):
         self.data_dir = data_dir
         self.logged_in_as: str | None = None
         self.down_since: float | None = time.monotonic()
+        self.reason: str | None = None  # why the last connection attempt failed
+        self.login = LoginTracker(data_dir)
+        self.liveness = Liveness(settings.liveness, self._ding, self._reconnect)
+        self.echo = OwnEcho()
         self._bot: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._connection: asyncio.Task[None] | None = None
         self._stopping = False
         self._on_message: OnMessage | None = None
 
@@ -94,15 +87,11 @@ class WechatyTransport(Transport):
         cache = self.data_dir / "wechaty"
         cache.mkdir(parents=True, exist_ok=True)
         os.environ["CACHE_DIR"] = str(cache)  # python-wechaty writes job.db there
-        from lcbot.transports import wechaty_compat
-
-        wechaty_compat.apply()
-        import wechaty  # noqa: F401  (fail early and loudly if it cannot be imported)
-
+        await asyncio.to_thread(import_wechaty)  # ~1 s of imports: not on the event loop
         adopt_wechaty_loggers(self.settings.token)
-
         self._on_message = on_message
         self._task = asyncio.create_task(self._supervise(), name="lcbot-wechaty")
+        self.liveness.start()
 
     def _new_bot(self) -> Any:
         from wechaty import Wechaty, WechatyOptions
@@ -119,38 +108,73 @@ class WechatyTransport(Transport):
         adopt_wechaty_loggers(self.settings.token)
         bot.on("login", self._on_login)
         bot.on("logout", self._on_logout)
+        bot.on("scan", self._on_scan)
+        bot.on("error", self._on_error)
         bot.on("message", self._on_wechat_message)
+        bot.on("friendship", self._on_friendship)
+        bot.on("room-invite", self._on_room_invite)
         return bot
 
     async def _supervise(self) -> None:
         delay = 1.0
+        endpoint = self.settings.endpoint or "(found by token)"
         while not self._stopping:
             bot = self._bot = self._new_bot()
             started = time.monotonic()
+            self.login.connecting()
+            log.info("connecting to the puppet service at %s", endpoint)
+            self._connection = asyncio.create_task(self._connect(bot))
             try:
-                log.info("connecting to the puppet service at %s", self.settings.endpoint or "?")
-                await bot.init_puppet()
-                await bot.init_puppet_event_bridge(bot.puppet)
-                await bot.puppet.start()  # returns when the event stream ends
+                await self._connection
                 if not self._stopping:
-                    log.warning("the puppet service closed the event stream")
+                    self._failed("the puppet service closed the event stream")
             except asyncio.CancelledError:
-                raise
+                if self._stopping or not self._connection.cancelled():
+                    raise
+                # cancelled by the liveness check: reconnect (logged there)
             except Exception as exc:
                 if not self._stopping:
-                    log.warning("puppet service connection failed: %s: %s", type(exc).__name__, exc)
+                    self._failed(describe_failure(exc, endpoint, self.settings.token_env))
             finally:
+                self.liveness.disconnected()
                 self._mark_down()
                 await self._close(bot)
             if self._stopping:
                 return
             if time.monotonic() - started > 60:
                 delay = 1.0
-            log.info("reconnecting in %.0f s", delay)
+            log.debug("reconnecting in %.0f s", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
 
+    async def _connect(self, bot: Any) -> None:
+        await bot.init_puppet()
+        await bot.init_puppet_event_bridge(bot.puppet)
+        self.liveness.connecting(bot.puppet)
+        await bot.puppet.start()  # Start (no Stop), then the event stream until it ends
+
+    def _failed(self, reason: str) -> None:
+        """One line when the reason changes; the same failure again is quiet (debug)."""
+        level = logging.DEBUG if reason == self.reason else logging.WARNING
+        log.log(level, "WeChat: %s; retrying with backoff", reason)
+        self.reason = reason
+        self.login.connecting(reason)
+
+    def _reconnect(self, why: str) -> None:
+        """Drop the current connection (the supervisor connects again)."""
+        log.warning("WeChat: %s; reconnecting", why)
+        self.reason = why
+        if self._connection is not None and not self._connection.done():
+            self._connection.cancel()
+
+    async def _ding(self) -> None:
+        bot = self._bot
+        if bot is None or getattr(bot, "_puppet", None) is None:
+            raise ConnectionError("not connected")
+        await bot.puppet.ding("lcbot")
+
     async def _close(self, bot: Any) -> None:
+        """Close the client's channel; the puppet (and its login) is left running."""
         try:
             manager = getattr(bot, "_plugin_manager", None)
             scheduler = getattr(manager, "scheduler", None)
@@ -172,16 +196,26 @@ class WechatyTransport(Transport):
     async def _on_login(self, contact: Any) -> None:
         self.logged_in_as = f"{contact.name} ({contact.contact_id})"
         self.down_since = None
+        self.reason = None
+        self.login.logged_in(self.logged_in_as)
         log.warning("logged in to WeChat as %s", self.logged_in_as)
         self.set_ready(True)
 
     async def _on_logout(self, contact: Any) -> None:
         log.warning("logged out of WeChat (%s)", getattr(contact, "contact_id", "?"))
         self._mark_down()
+        self.login.logged_out()
+
+    async def _on_scan(self, qrcode: str, status: Any, data: Any = None) -> None:
+        self.login.scan(int(getattr(status, "value", status)), qrcode or None)
+
+    async def _on_error(self, payload: Any) -> None:
+        log.warning("the puppet service reported an error: %s", getattr(payload, "data", payload))
 
     async def stop(self) -> None:
         self._stopping = True
         self.set_ready(False)
+        await self.liveness.stop()
         bot, self._bot = self._bot, None
         if bot is not None:
             await self._close(bot)
@@ -189,90 +223,110 @@ class WechatyTransport(Transport):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    # --- messages ------------------------------------------------------------------------
+    # --- what arrives --------------------------------------------------------------------
 
     async def _on_wechat_message(self, msg: Any) -> None:
         try:
-            incoming = await self._incoming(msg)
+            message = await incoming(msg, self.settings, self._bot, self.echo)
         except Exception:
             log.exception("could not read a WeChat message")
             return
-        if incoming is not None and self._on_message is not None:
-            await self._on_message(incoming)
+        if message is not None and self._on_message is not None:
+            await self._on_message(message)
 
-    async def _incoming(self, msg: Any) -> Incoming | None:
-        if msg.is_self():  # the bot receives its own messages
-            return None
-        text = msg.text()
-        if not isinstance(text, str) or not text.strip():
-            return None
-        talker = msg.talker()
-        room = msg.room()
-        if room is None:
-            return Incoming(talker.contact_id, talker.name, text)
-        if self.settings.rooms == "off" or not await msg.mention_self():
-            return None
-        text = await self._strip_mention(msg, text)
-        reply_to = f"room:{room.room_id}" if self.settings.room_replies == "room" else None
-        return Incoming(talker.contact_id, talker.name, text, room.room_id, reply_to)
-
-    async def _strip_mention(self, msg: Any, text: str) -> str:
+    async def _on_friendship(self, friendship: Any) -> None:
         try:
-            stripped = await msg.mention_text()
+            if int(getattr(friendship.type(), "value", friendship.type())) != RECEIVE:
+                return
+            contact = friendship.contact()
+            await contact.ready()
+            who = f"{contact.name} ({contact.contact_id})"
+            if self.settings.accept_friends == "never" or self.admit_contact is None:
+                log.info("friend request from %s ignored ([wechaty] accept_friends)", who)
+                return
+            user = await self.admit_contact(contact.contact_id, contact.name, friendship.hello())
+            if user is None:
+                log.info("friend request from %s ignored: no valid pairing code", who)
+                return
+            await friendship.accept()
+            log.warning("accepted the friend request of %s: user %s", who, user)
         except Exception:
-            stripped = text
-        if stripped == text and self._bot is not None:  # fall back to removing "@<bot name>"
-            me = self._bot.user_self().name
-            stripped = re.sub(rf"@{re.escape(me)}[\u2005\u0020]?", "", text)
-        return stripped.strip()
+            log.exception("could not handle a friend request")
 
-    async def send(self, address: Address, text: str) -> None:
+    async def _on_room_invite(self, invitation: Any) -> None:
+        try:
+            inviter = await invitation.inviter()
+            await inviter.ready()
+            topic = await invitation.topic()
+            who = f"{inviter.name} ({inviter.contact_id})"
+            if self.may_invite is None or not self.may_invite(inviter.contact_id, inviter.name):
+                log.info("invitation to group %r by %s ignored: not root or admin", topic, who)
+                return
+            await invitation.accept()
+            log.warning("joined group %r, invited by %s", topic, who)
+        except Exception:
+            log.exception("could not handle a group invitation")
+
+    # --- what goes out -------------------------------------------------------------------
+
+    async def _target(self, address: Address) -> Any:
         bot = self._bot
         if bot is None or not self.ready:
             raise ConnectionError("not logged in to WeChat")
         if address.kind == "room":
-            target = bot.Room.load(address.id)
-        elif address.kind == "name":
+            return bot.Room.load(address.id)
+        if address.kind == "name":
             target = await bot.Contact.find(address.id)
             if target is None:
                 raise LookupError(f"no WeChat contact named {address.id!r}")
-        else:
-            target = bot.Contact.load(address.id)
-        await target.say(text)
+            return target
+        return bot.Contact.load(address.id)
+
+    async def send(self, address: Address, text: str) -> None:
+        target = await self._target(address)
+        if address.kind == "contact" and address.id == FILE_TRANSFER:
+            self.echo.remember(text)  # its echo is the owner's own message: not a command
+        await self._timed(target.say(text), address)
+
+    async def send_file(self, address: Address, path: Path, name: str) -> None:
+        from wechaty import FileBox
+
+        target = await self._target(address)
+        data = await asyncio.to_thread(path.read_bytes)
+        await self._timed(target.say(FileBox.from_base64(base64.b64encode(data), name)), address)
+
+    async def _timed(self, sending: Any, address: Address) -> None:
+        """Await a send for at most ``send_timeout``; a timeout also probes the puppet."""
+        try:
+            await asyncio.wait_for(sending, self.settings.send_timeout)
+        except asyncio.TimeoutError:
+            self.liveness.suspect()
+            raise TimeoutError(
+                f"WeChat did not confirm the send to {address.label} within "
+                f"{self.settings.send_timeout:g} s"
+            ) from None
 
     def status(self) -> dict[str, object]:
-        return {"logged_in_as": self.logged_in_as, "down_since": self.down_since}
+        return {
+            "logged_in_as": self.logged_in_as,
+            "down_since": self.down_since,
+            "reason": self.reason,
+            "login": self.login.status(),
+            "liveness": self.liveness.status(),
+        }
 
 
-class Redact(logging.Filter):
-    """Replaces a secret (the puppet token) in every log record passing through."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "***"), None
-        return True
-
-
-def adopt_wechaty_loggers(token: str | None) -> None:
-    """Route python-wechaty's loggers through lcbot's logging, quieter, token redacted.
-
-    python-wechaty gives each logger its own stderr handler at INFO and stops propagation;
-    it also logs the token when both an endpoint and a token are set.
-    """
-    level = logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.WARNING
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        if isinstance(logger, logging.Logger) and not logger.propagate and logger.handlers:
-            logger.handlers = []
-            logger.propagate = True
-            logger.setLevel(level)
-            if token:
-                logger.addFilter(Redact(token))
-    if token:
-        for handler in logging.getLogger().handlers:
-            if not any(isinstance(f, Redact) and f.secret == token for f in handler.filters):
-                handler.addFilter(Redact(token))
+def describe_failure(exc: BaseException, endpoint: str, token_env: str) -> str:
+    """One line saying why connecting failed, and what to do about it."""
+    name = type(exc).__name__
+    if isinstance(exc, OSError):
+        return f"cannot reach the puppet service at {endpoint}: {exc.strerror or exc}"
+    status = getattr(getattr(exc, "status", None), "name", "")
+    if status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return f"the puppet service at {endpoint} refused the token in ${token_env}"
+    if name in ("StreamTerminatedError", "ProtocolError") or "Connection lost" in str(exc):
+        return (
+            f"the puppet service at {endpoint} dropped the connection ({exc or name}); if it "
+            f"speaks TLS, start the gateway with {NO_TLS} (`lcbot wechat doctor` checks it)"
+        )
+    return f"puppet service connection failed: {name}: {exc}"

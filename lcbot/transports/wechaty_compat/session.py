@@ -29,6 +29,7 @@ def apply() -> None:
     """The fixes to ``wechaty_puppet_service`` (imported now)."""
     _patch_puppet_service()
     _patch_error_payload()
+    _patch_room_invitation_payload()
 
 
 def _patch_puppet_service() -> None:
@@ -117,6 +118,27 @@ def _patch_error_payload() -> None:
 
     event_error_payload._lcbot_real = real  # type: ignore[attr-defined]
     module.EventErrorPayload = event_error_payload
+
+
+def _patch_room_invitation_payload() -> None:
+    # No upstream issue found: room_invitation_payload() rebuilds the gRPC response from
+    # `response.to_dict()`, whose keys are camelCase ("inviterId"), so every group
+    # invitation fails with TypeError. The response already is a RoomInvitationPayload.
+    import wechaty_puppet_service.puppet as module
+
+    cls: Any = module.PuppetService
+    if getattr(cls.room_invitation_payload, "_lcbot_compat", False):
+        return
+
+    async def room_invitation_payload(
+        self: Any, room_invitation_id: str, payload: Any = None
+    ) -> Any:
+        return await self.puppet_stub.room_invitation_payload(
+            id=room_invitation_id, payload=payload
+        )
+
+    room_invitation_payload._lcbot_compat = True  # type: ignore[attr-defined]
+    cls.room_invitation_payload = room_invitation_payload
 
 
 def patch_wechaty_module(module: types.ModuleType) -> None:

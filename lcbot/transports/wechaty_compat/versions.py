@@ -173,3 +173,13 @@ def patch_wechaty_module(module: types.ModuleType) -> None:
                 cls._pool = {}
 
     wechaty_cls.init_puppet = init_puppet_with_own_pools
+
+    # No upstream issue found: `RoomInvitation.load(id)` builds the base class, not the
+    # bot's subclass bound to its puppet, so `bot.RoomInvitation.load(id).inviter()` (what
+    # the 'room-invite' event bridge hands over) raises "puppet not set". Build `cls`.
+    invitation_cls: Any = sys.modules["wechaty.user.room_invitation"].RoomInvitation
+
+    def load(cls: Any, room_invitation_id: str) -> Any:
+        return cls(room_invitation_id)
+
+    invitation_cls.load = classmethod(load)

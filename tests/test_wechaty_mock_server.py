@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import socket
-import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +28,7 @@ from tests.wechaty_bot import (
     texts,
     until,
 )
-from tests.wechaty_mock import SERVER_DIR, WechatyMockServer, WechatyServerError
+from tests.wechaty_mock import WechatyMockServer, WechatyServerError
 
 pytestmark = pytest.mark.wechat  # CI runs these on a second Python too
 
@@ -367,36 +364,3 @@ def test_ding_answers_with_dong_and_a_frozen_server_leaves_it_hanging(
 
     asyncio.run(scenario())
     assert server.health()["dings"] == dings + 1
-
-
-def test_a_frozen_server_still_stops_cleanly(tmp_path: Path) -> None:
-    srv = WechatyMockServer(log_path=tmp_path / "server.log").start()
-    try:
-        srv.freeze()
-        with pytest.raises(WechatyServerError, match="already frozen"):
-            srv.freeze()
-    finally:
-        code = srv.stop()
-    assert code == 0, srv.log_tail()
-
-
-def test_tls_flag_serves_the_builtin_self_signed_certificate(tmp_path: Path) -> None:
-    ca = SERVER_DIR / "node_modules/wechaty-puppet-service/dist/esm/src/auth/ca.js"
-    pem = re.search(
-        r"TLS_INSECURE_SERVER_CERT = `(-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----)",
-        ca.read_text(),
-        re.S,
-    )
-    assert pem is not None, f"no TLS_INSECURE_SERVER_CERT in {ca}"
-    with WechatyMockServer(log_path=tmp_path / "server.log", tls=True) as srv:
-        assert (srv.health()["tls"], srv.health()["bind"]) == (True, "127.0.0.1")
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        context.set_alpn_protocols(["h2"])
-        with (
-            socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock,
-            context.wrap_socket(sock, server_hostname="wechaty-puppet-service") as tls,
-        ):
-            assert tls.getpeercert(binary_form=True) == ssl.PEM_cert_to_DER_cert(pem.group(1))
-            assert tls.selected_alpn_protocol() == "h2"

@@ -243,6 +243,8 @@ class WechatyMockServer(WechatyControl):
         with a puppet service that stopped answering without closing its sockets."""
         if not self.running or self._proc is None:
             raise WechatyServerError("the server is not running")
+        if self._frozen:
+            raise WechatyServerError("the server is already frozen")
         self._proc.send_signal(signal.SIGSTOP)
         self._frozen = True
 

@@ -8,168 +8,46 @@ made importable by ``lcbot.transports.wechaty_compat``. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lcbot.transports import wechaty_compat
-from tests.wechaty_mock import WechatyMockServer, WechatyServerError, free_port
+from tests.wechaty_bot import (
+    BOT,
+    BOT_NAME,
+    WAIT,
+    Bot,
+    RawClient,
+    Seen,
+    prepare,
+    serve,
+    texts,
+    until,
+)
+from tests.wechaty_mock import WechatyMockServer, WechatyServerError
 
 pytestmark = pytest.mark.wechat  # CI runs these on a second Python too
 
-WAIT = 20.0  # seconds: the most any single step may take
-
-BOT, BOT_NAME = "wxid_lcbot", "LcBot"
 ALICE, BOB = "wxid_alice", "wxid_bob"
 ROOM = "4242@chatroom"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatyMockServer]:
-    log = tmp_path_factory.mktemp("wechaty-server") / "server.log"
-    srv = WechatyMockServer(token="lcbot-test-token", log_path=log)
-    srv.start()
-    try:
-        srv.add_contact(ALICE, "Alice")
-        srv.add_contact(BOB, "Bob")
-        srv.login(BOT, BOT_NAME)
+    with serve(tmp_path_factory, {ALICE: "Alice", BOB: "Bob"}) as srv:
         srv.add_room(ROOM, "ops", [ALICE, BOB, BOT])
         yield srv
-    finally:
-        code = srv.stop()
-    assert code == 0, f"server did not shut down cleanly on SIGTERM\n{srv.log_tail()}"
 
 
 @pytest.fixture
 def wechaty_env(
     server: WechatyMockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> WechatyMockServer:
-    """Point python-wechaty at ``server``; keep its files in tmp_path; start clean."""
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "wechaty-cache"))
-    monkeypatch.chdir(tmp_path)
-    if not server.running:  # a failed test may have left it stopped
-        server.restart()
-    server.clear_sent()
-    return server
-
-
-@dataclass
-class Seen:
-    talker_id: str
-    talker_name: str
-    text: str
-    room_id: str | None
-    mention_self: bool
-
-
-@dataclass
-class Bot:
-    """A python-wechaty bot: answers "ping" with "pong" and acknowledges room messages."""
-
-    server: WechatyMockServer
-    seen: list[Seen] = field(default_factory=list)
-    own: list[str] = field(default_factory=list)  # texts of its own messages (is_self)
-    logins: list[str] = field(default_factory=list)
-    logouts: list[str] = field(default_factory=list)
-    errors: list[BaseException] = field(default_factory=list)
-    busy: int = 0  # message handlers running
-    wechaty: Any = None
-    task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Bot:
-        wechaty_compat.apply()
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-        from wechaty import Wechaty, WechatyOptions
-        from wechaty_puppet import PuppetOptions
-
-        # its own web port (checked at login) and an in-memory scheduler (no job.db); the
-        # endpoint and token given, as lcbot gives them (compat shields the environment)
-        puppet = PuppetOptions(end_point=self.server.endpoint, token=self.server.token)
-        options = WechatyOptions(
-            port=free_port(), scheduler=AsyncIOScheduler(), puppet_options=puppet
-        )
-        self.wechaty = Wechaty(options)
-        self.wechaty.on("login", self._on_login)
-        self.wechaty.on("logout", self._on_logout)
-        self.wechaty.on("message", self._on_message)
-        self.task = asyncio.create_task(self.wechaty.start())
-        try:
-            await until(lambda: self.logins, "login")
-            await self.server.wait_stream_async(WAIT)
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-        assert not self.errors, self.errors
-
-    async def stop(self) -> None:
-        """Stop the bot; its start() task must then end by itself (no 60 s restart)."""
-        assert self.task is not None
-        try:
-            # a reply is recorded by the server before say() returns: let handlers finish
-            # (stopping under a running say() fails it with StreamTerminatedError)
-            await until(lambda: self.busy == 0, "message handlers to finish")
-            await asyncio.wait_for(self.wechaty.stop(), WAIT)
-            await asyncio.wait_for(asyncio.shield(self.task), 10)
-        finally:
-            if not self.task.done():
-                self.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.task
-                raise AssertionError("bot.start() still running 10 s after bot.stop()")
-
-    async def _on_login(self, contact: Any) -> None:
-        self.logins.append(contact.contact_id)
-
-    async def _on_logout(self, contact: Any, *_: Any) -> None:
-        self.logouts.append(contact.contact_id)
-
-    async def _on_message(self, msg: Any) -> None:
-        self.busy += 1
-        try:
-            if msg.is_self():
-                self.own.append(msg.text())
-                return
-            talker, room = msg.talker(), msg.room()
-            seen = Seen(
-                talker_id=talker.contact_id,
-                talker_name=talker.name,
-                text=msg.text(),
-                room_id=room.room_id if room is not None else None,
-                mention_self=await msg.mention_self(),
-            )
-            self.seen.append(seen)
-            if seen.text == "ping":
-                await msg.say("pong")
-            elif room is not None:
-                await msg.say(f"heard {seen.talker_id} mention={seen.mention_self}")
-        except Exception as exc:  # pragma: no cover - reported by __aexit__
-            self.errors.append(exc)
-        finally:
-            self.busy -= 1
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-def texts(sent: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(m["to"], m["text"]) for m in sent]
+    return prepare(server, tmp_path, monkeypatch)
 
 
 def test_direct_message_ping_pong(wechaty_env: WechatyMockServer) -> None:
@@ -250,10 +128,7 @@ def test_logout_reaches_the_bot(wechaty_env: WechatyMockServer) -> None:
             with pytest.raises(WechatyServerError, match="409"):
                 server.say(ALICE, "ping")
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        server.login(BOT, BOT_NAME)
+    asyncio.run(scenario())
 
 
 def test_restart_keeps_port_and_state(wechaty_env: WechatyMockServer) -> None:
@@ -306,6 +181,9 @@ def test_bot_reconnects_after_server_restart(wechaty_env: WechatyMockServer) -> 
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(asyncio, "sleep", sleep)
                 await asyncio.to_thread(restart)
+                # the reconnect's Stop drops the login the new server booted with: scan again
+                await server.wait_health_async(lambda h: h["clientStarts"] >= 1, WAIT)
+                server.login(BOT, BOT_NAME)
                 # the new connection's login reaches the bot again (a wechaty_compat fix)
                 await until(lambda: len(bot.logins) == 2, "second login")
                 await server.wait_stream_async(WAIT)
@@ -316,3 +194,173 @@ def test_bot_reconnects_after_server_restart(wechaty_env: WechatyMockServer) -> 
         assert bot.logins == [BOT, BOT]
 
     asyncio.run(scenario())
+
+
+# -- the modeled puppet: what a real puppet service does on Start, Stop and disconnects --
+
+
+def test_puppet_runs_from_server_start_and_a_client_start_keeps_the_login(
+    wechaty_env: WechatyMockServer,
+) -> None:
+    server = wechaty_env
+    server.login(BOT, BOT_NAME)
+    before = server.health()
+    assert (before["started"], before["loggedIn"], before["selfId"]) == (True, True, BOT)
+
+    async def scenario() -> None:
+        async with RawClient(server) as raw:
+            await raw.stub.start()  # on a started puppet: nothing changes
+            await raw.attach()
+            assert (await raw.wait_event("EVENT_TYPE_LOGIN")) == {"contactId": BOT}
+
+    asyncio.run(scenario())
+    after = server.health()
+    assert after["clientStarts"] == before["clientStarts"] + 1
+    assert (after["clientStops"], after["loggedIn"]) == (before["clientStops"], True)
+
+
+def test_login_survives_a_client_that_disconnects_without_stop(
+    wechaty_env: WechatyMockServer,
+) -> None:
+    server = wechaty_env
+    server.login(BOT, BOT_NAME)
+    stops = server.health()["clientStops"]
+
+    async def attach_and_leave() -> list[str]:
+        async with RawClient(server) as raw:
+            await raw.attach()
+            await raw.wait_event("EVENT_TYPE_LOGIN")
+            return raw.names()
+
+    assert asyncio.run(attach_and_leave()) == ["EVENT_TYPE_HEARTBEAT", "EVENT_TYPE_LOGIN"]
+    health = server.wait_health(lambda h: h["streams"] == 0, WAIT)
+    assert (health["loggedIn"], health["clientStops"]) == (True, stops)
+    # the next client to attach is told at once, as PuppetServer does
+    assert asyncio.run(attach_and_leave()) == ["EVENT_TYPE_HEARTBEAT", "EVENT_TYPE_LOGIN"]
+
+
+def test_stop_rpc_logs_out_and_the_next_start_does_not_log_in(
+    wechaty_env: WechatyMockServer,
+) -> None:
+    server = wechaty_env
+    server.login(BOT, BOT_NAME)
+    before = server.health()
+
+    async def scenario() -> None:
+        async with RawClient(server) as raw:
+            await raw.attach()
+            await raw.wait_event("EVENT_TYPE_LOGIN")
+            await raw.stub.stop()
+            health = server.health()
+            assert (health["started"], health["loggedIn"], health["selfId"]) == (False, False, None)
+            assert health["clientStops"] == before["clientStops"] + 1
+            # PuppetServer ends the event stream before it stops the puppet: the puppet's
+            # logout event has no stream left to reach
+            assert "EVENT_TYPE_LOGOUT" not in raw.names()
+            with pytest.raises(WechatyServerError, match="409 puppet is stopped"):
+                server.login(BOT, BOT_NAME)  # nobody can scan a stopped puppet's QR code
+            await raw.stub.start()
+        async with RawClient(server) as raw:
+            await raw.attach()
+            assert server.health()["loggedIn"] is False  # Start did not log back in
+            server.login(BOT, BOT_NAME)  # the owner scans again
+            assert (await raw.wait_event("EVENT_TYPE_LOGIN")) == {"contactId": BOT}
+            assert raw.names() == ["EVENT_TYPE_HEARTBEAT", "EVENT_TYPE_LOGIN"]
+
+    asyncio.run(scenario())
+
+
+def test_python_wechaty_connect_drops_the_login_until_the_next_scan(
+    wechaty_env: WechatyMockServer,
+) -> None:
+    server = wechaty_env
+    server.login(BOT, BOT_NAME)
+    before = server.health()
+
+    async def scenario() -> None:
+        async with Bot(server, login=False) as bot:
+            # its connect sent Stop then Start: logged out, and Start did not log back in
+            health = server.health()
+            assert (health["started"], health["loggedIn"]) == (True, False)
+            assert health["clientStops"] == before["clientStops"] + 1
+            assert bot.logins == [] and bot.logouts == []
+            server.login(BOT, BOT_NAME)
+            await until(lambda: bot.logins, "login")
+            assert bot.logins == [BOT]
+
+    asyncio.run(scenario())
+    after = server.health()  # bot.stop() sent Stop: logged out again
+    assert (after["loggedIn"], after["clientStops"]) == (False, before["clientStops"] + 2)
+    assert after["clientStarts"] == before["clientStarts"] + 1
+
+
+def test_scan_is_replayed_to_a_client_that_attaches_before_the_login(
+    wechaty_env: WechatyMockServer,
+) -> None:
+    server = wechaty_env
+    server.logout()
+    qrcode = "https://login.weixin.qq.com/l/IaysbZa04Q=="
+    server.scan("Waiting", qrcode=qrcode)
+    with pytest.raises(WechatyServerError, match='400 status: unknown value "Lost"'):
+        server.scan("Lost")
+
+    async def scenario() -> None:
+        async with RawClient(server) as raw:
+            await raw.attach()  # the cached scan follows the heartbeat
+            assert (await raw.wait_event("EVENT_TYPE_SCAN")) == {"status": 2, "qrcode": qrcode}
+            server.scan(3)  # Scanned, by number
+            assert (await raw.wait_event("EVENT_TYPE_SCAN", 2)) == {"status": 3}
+            server.scan("Confirmed")
+            server.login(BOT, BOT_NAME)
+            await raw.wait_event("EVENT_TYPE_LOGIN")
+        async with RawClient(server) as raw:  # after the login: no scan replayed
+            await raw.attach()
+            await raw.wait_event("EVENT_TYPE_LOGIN")
+            assert raw.names() == ["EVENT_TYPE_HEARTBEAT", "EVENT_TYPE_LOGIN"]
+        with pytest.raises(WechatyServerError, match="409 already logged in"):
+            server.scan("Waiting", qrcode=qrcode)
+
+    asyncio.run(scenario())
+
+
+def test_error_event_is_a_gerror_on_the_wire(wechaty_env: WechatyMockServer) -> None:
+    """wechaty-puppet 1.x's PuppetSkeleton.emit('error') wraps anything in a GError and
+    sends ``{"gerror": "<GError JSON>"}``; python-wechaty's EventErrorPayload has only
+    ``data``."""
+    server = wechaty_env
+    server.login(BOT, BOT_NAME)
+
+    async def scenario() -> None:
+        async with RawClient(server) as raw:
+            await raw.attach()
+            emitted = server.error("disk on fire")
+            event = await raw.wait_event("EVENT_TYPE_ERROR")
+            assert event == emitted and list(event) == ["gerror"]
+            gerror = json.loads(event["gerror"])
+            assert (gerror["message"], gerror["name"], gerror["code"]) == (
+                "disk on fire",
+                "Error",
+                2,
+            )
+
+    asyncio.run(scenario())
+
+
+def test_ding_answers_with_dong_and_a_frozen_server_leaves_it_hanging(
+    wechaty_env: WechatyMockServer,
+) -> None:
+    server = wechaty_env
+    dings = server.health()["dings"]
+
+    async def scenario() -> None:
+        async with RawClient(server) as raw:
+            await raw.attach()
+            with server.frozen():
+                ding = asyncio.create_task(raw.stub.ding(data="are you there"))
+                done, _ = await asyncio.wait({ding}, timeout=1)
+                assert not done, "a frozen server answered"
+            await asyncio.wait_for(ding, WAIT)  # thawed: the RPC completes
+            assert (await raw.wait_event("EVENT_TYPE_DONG")) == {"data": "are you there"}
+
+    asyncio.run(scenario())
+    assert server.health()["dings"] == dings + 1

@@ -5,12 +5,17 @@ Not a test module: a helper for tests that need a real Wechaty server::
     with WechatyMockServer() as server:          # npm ci if needed, start, wait for READY
         server.add_contact("wxid_alice", "Alice")
         server.add_room("room1@chatroom", "ops", ["wxid_alice", "wxid_bot"])
-        server.login("wxid_bot", "Bot")
         os.environ.update(server.env())         # WECHATY_PUPPET_SERVICE_ENDPOINT / _TOKEN
-        ...start a python-wechaty bot...
+        ...start a python-wechaty bot: it sends Stop, then Start...
+        server.wait_health(lambda h: h["clientStarts"] >= 1)
+        server.login("wxid_bot", "Bot")         # the scan is confirmed: the bot sees login
         server.wait_stream(timeout=30)           # messages sent before this are dropped
         server.say("wxid_alice", "ping")
         server.wait_sent(lambda m: m["text"] == "pong", timeout=10)
+
+The server models a real puppet service (see tests/wechaty_server/README.md): the puppet
+runs from server start, a client's Stop RPC logs the account out for good (until the
+next :meth:`login`), a client that just disconnects leaves it logged in.
 
 Everything talks to the server over a JSON control channel on 127.0.0.1. The blocking
 waits (``wait_stream``, ``wait_sent``) must not run on the event loop that runs the bot:
@@ -20,7 +25,6 @@ Missing ``node`` or ``npm`` is an error, never a skip.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -34,18 +38,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.wechaty_control import Sent, WechatyControl, WechatyServerError
+
+__all__ = ["Sent", "WechatyMockServer", "WechatyServerError", "free_port"]
+
 SERVER_DIR = Path(__file__).resolve().parent / "wechaty_server"
 DEPENDENCIES = ("wechaty-puppet", "wechaty-puppet-mock", "wechaty-puppet-service")
-
-Sent = dict[str, Any]
-
-
-class WechatyServerError(RuntimeError):
-    """The test server could not be installed, started or asked something."""
 
 
 def free_port() -> int:
@@ -102,12 +104,14 @@ def ensure_node_modules(timeout: float = 600) -> None:
             )
 
 
-class WechatyMockServer:
+class WechatyMockServer(WechatyControl):
     """The Node test server as a subprocess, and its control channel.
 
     ``port`` is the gRPC port python-wechaty connects to (a free one by default); it stays
-    the same across :meth:`restart`. The server's log goes to ``log_path`` and is quoted in
-    errors; without one it goes to a temp file that a clean :meth:`stop` deletes.
+    the same across :meth:`restart`. gRPC listens on ``bind``, with PuppetServer's built-in
+    self-signed TLS certificate if ``tls`` (python-wechaty speaks only plain HTTP/2). The
+    server's log goes to ``log_path`` and is quoted in errors; without one it goes to a
+    temp file that a clean :meth:`stop` deletes.
     """
 
     def __init__(
@@ -117,8 +121,12 @@ class WechatyMockServer:
         port: int | None = None,
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60,
+        tls: bool = False,
+        bind: str = "127.0.0.1",
     ) -> None:
         self.token = token
+        self.tls = tls
+        self.bind = bind
         self.port = port or free_port()
         self.control_port: int | None = None
         self.startup_timeout = startup_timeout
@@ -131,6 +139,7 @@ class WechatyMockServer:
         self._proc: subprocess.Popen[str] | None = None
         self._pump: threading.Thread | None = None
         self._log_file: Any = None
+        self._frozen = False
         # what the server knows, replayed by restart()
         self._contacts: dict[str, str | None] = {}
         self._rooms: dict[str, tuple[str | None, list[str]]] = {}
@@ -141,7 +150,8 @@ class WechatyMockServer:
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """Environment variables that point python-wechaty at this server."""
@@ -163,6 +173,7 @@ class WechatyMockServer:
         self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115
         args = [node, "server.mjs", "--port", str(self.port), "--token", self.token]
         args += ["--control-port", str(self.control_port or 0), "--exit-on-stdin-close"]
+        args += ["--bind", self.bind] + (["--tls"] if self.tls else [])
         env = {**os.environ, "WECHATY_LOG": os.environ.get("WECHATY_LOG", "info")}
         self._proc = subprocess.Popen(
             args,
@@ -209,12 +220,13 @@ class WechatyMockServer:
         lines.put(None)
 
     def stop(self, timeout: float = 10) -> int | None:
-        """SIGTERM the server and wait for it (kill it if it does not leave within
-        ``timeout`` s). Returns its exit code (0 after a clean shutdown), None if it was
-        not started."""
+        """SIGTERM the server (thawed first if frozen) and wait for it (kill it if it does
+        not leave within ``timeout`` s). Returns its exit code (0 after a clean shutdown),
+        None if it was not started."""
         proc = self._proc
         if proc is None:
             return None
+        self.thaw()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -226,20 +238,49 @@ class WechatyMockServer:
             self.log_path.unlink(missing_ok=True)  # recreated by the next start()
         return proc.returncode
 
+    def freeze(self) -> None:
+        """SIGSTOP the server: every RPC (and control call) hangs until :meth:`thaw`, as
+        with a puppet service that stopped answering without closing its sockets."""
+        if not self.running or self._proc is None:
+            raise WechatyServerError("the server is not running")
+        if self._frozen:
+            raise WechatyServerError("the server is already frozen")
+        self._proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen server (nothing if it is not frozen)."""
+        if self._frozen and self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
+        self._frozen = False
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[WechatyMockServer]:
+        """``with server.frozen(): ...`` freezes the server for the block."""
+        self.freeze()
+        try:
+            yield self
+        finally:
+            self.thaw()
+
     def restart(self) -> None:
-        """Stop and start again on the same ports; contacts, rooms, login and the sent
-        list carry over. A connected python-wechaty sees its stream drop and reconnects
-        on its own schedule (it sleeps 60 s after "network is not good")."""
+        """Stop and start again on the same ports; contacts, rooms, the sent list and a
+        login that was still there carry over (the new server boots logged in). A
+        connected python-wechaty sees its stream drop and reconnects on its own schedule
+        (it sleeps 60 s after "network is not good"); its Stop on reconnect drops the login."""
+        self_id: tuple[str, str | None] | None = None
         with contextlib.suppress(WechatyServerError, OSError):
             self._sent_before = self.sent()
+            if self.health()["loggedIn"]:
+                self_id = self._self
         self.stop()
         self.start()
         for contact_id, name in self._contacts.items():
             self._call("POST", "/contact", {"id": contact_id, "name": name})
         for room_id, (topic, members) in self._rooms.items():
             self._call("POST", "/room", {"id": room_id, "topic": topic, "members": members})
-        if self._self is not None:
-            self._call("POST", "/login", {"id": self._self[0], "name": self._self[1]})
+        if self_id is not None:
+            self._call("POST", "/login", {"id": self_id[0], "name": self_id[1]})
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -258,6 +299,7 @@ class WechatyMockServer:
             if proc.stdout is not None:
                 proc.stdout.close()
         self._pump = None
+        self._frozen = False
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -296,90 +338,3 @@ class WechatyMockServer:
             except ValueError:
                 detail = ""
             raise WechatyServerError(f"{method} {path}: {err.code} {detail}") from None
-
-    def health(self) -> dict[str, Any]:
-        """``{ok, grpcPort, controlPort, loggedIn, selfId, loginAs, streams}``."""
-        return self._call("GET", "/health")
-
-    def add_contact(self, contact_id: str, name: str | None = None) -> None:
-        """Create a contact (or rename an existing one); ``name`` defaults to the id."""
-        self._call("POST", "/contact", {"id": contact_id, "name": name})
-        self._contacts[contact_id] = name
-
-    def add_room(self, room_id: str, topic: str | None = None, members: Iterable[str] = ()) -> None:
-        """Create (or update) a room; members must be existing contacts (add the bot too)."""
-        members = list(members)
-        self._call("POST", "/room", {"id": room_id, "topic": topic, "members": members})
-        self._rooms[room_id] = (topic, members)
-
-    def login(self, contact_id: str, name: str | None = None) -> None:
-        """Log the bot in as this contact (created if missing). Stays logged in across
-        client restarts; a client that is not connected yet sees the login on connect."""
-        self._call("POST", "/login", {"id": contact_id, "name": name})
-        self._contacts.setdefault(contact_id, name)
-        self._self = (contact_id, name)
-
-    def logout(self) -> None:
-        self._call("POST", "/logout", {})
-        self._self = None
-
-    def say(self, contact_id: str, text: str) -> str:
-        """``contact_id`` sends ``text`` to the bot; returns the message id."""
-        return self._call("POST", "/say", {"from": contact_id, "text": text})["id"]
-
-    def say_in_room(self, room_id: str, contact_id: str, text: str, mention: bool = False) -> str:
-        """``contact_id`` says ``text`` in ``room_id``; ``mention=True`` @-mentions the bot
-        ("@<bot name>\\u2005" is put in front of the text, as WeChat does). Returns the id."""
-        body = {"room": room_id, "from": contact_id, "text": text, "mention": mention}
-        return self._call("POST", "/room/say", body)["id"]
-
-    def sent(self) -> list[Sent]:
-        """What the bot sent, oldest first: ``{"to": contact or room id, "text", "type",
-        "id", ...}`` (``type`` is "Text" for text)."""
-        return self._sent_before + self._call("GET", "/sent")
-
-    def clear_sent(self) -> None:
-        self._call("DELETE", "/sent")
-        self._sent_before = []
-
-    def wait_sent(
-        self, predicate: Callable[[Sent], bool] | None = None, timeout: float = 10
-    ) -> Sent:
-        """Block until the bot has sent a message matching ``predicate`` (any message if
-        None) and return the first such message; ``TimeoutError`` after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            sent = self.sent()
-            for message in sent:
-                if predicate is None or predicate(message):
-                    return message
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no matching message sent within {timeout} s; sent: {sent}")
-            time.sleep(0.05)
-
-    def wait_stream(self, timeout: float = 30) -> None:
-        """Block until a client's event stream is attached (messages injected before that
-        are dropped); ``TimeoutError`` after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no client event stream within {timeout} s")
-            try:
-                self._call(
-                    "GET", f"/stream?timeout={min(remaining, 5):.3f}", timeout=min(remaining, 5) + 5
-                )
-                return
-            except WechatyServerError as err:
-                if " 408 " not in str(err):
-                    raise
-
-    async def wait_sent_async(
-        self, predicate: Callable[[Sent], bool] | None = None, timeout: float = 10
-    ) -> Sent:
-        """:meth:`wait_sent` without blocking the event loop."""
-        return await asyncio.to_thread(self.wait_sent, predicate, timeout)
-
-    async def wait_stream_async(self, timeout: float = 30) -> None:
-        """:meth:`wait_stream` without blocking the event loop."""
-        await asyncio.to_thread(self.wait_stream, timeout)

@@ -3,11 +3,7 @@ test server (tests/wechaty_server), and against nothing at all."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from grpclib.client import Channel
-from wechaty_grpc.wechaty import PuppetStub
 
 from lcbot.login_file import write_login_state
 from tests.procs import lcbot, make_project
@@ -40,20 +36,8 @@ def fails(ran, what: str) -> str:
     raise AssertionError(f"no FAIL line about {what!r}:\n{ran.stdout}")
 
 
-async def start_puppet(server: WechatyMockServer) -> None:
-    """Start the server's puppet as a bot would (the doctor never does): the mock logs in
-    only on a client's Start."""
-    channel = Channel("127.0.0.1", server.port)
-    channel._authority = TOKEN
-    try:
-        await asyncio.wait_for(PuppetStub(channel).start(), 30)
-    finally:
-        channel.close()
-
-
 def test_ok_against_the_real_server(server, tmp_path):
     server.login("wxid_doctorbot", "DoctorBot")
-    asyncio.run(start_puppet(server))
     assert server.health()["loggedIn"], server.health()
     try:
         ran = doctor(tmp_path, **server.env())
@@ -139,3 +123,15 @@ def test_bad_config_is_exit_2(tmp_path):
     ran = doctor(tmp_path, extra)
     assert ran.returncode == 2, ran.stdout + ran.stderr
     assert "Traceback" not in ran.stderr and "wechaty.endpoint" in ran.stderr
+
+
+def test_a_tls_server_is_named_with_the_fix(tmp_path):
+    with WechatyMockServer(token=TOKEN, tls=True) as tls_server:
+        ran = doctor(tmp_path, **tls_server.env())
+    assert ran.returncode == 1
+    fix = fails(ran, "the service speaks TLS")
+    assert fix == (
+        "      fix: start the gateway with "
+        "WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_SERVER=true in its environment"
+    )
+    assert "ok    TCP connect" in ran.stdout

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "alert": ("alert_cmds", "alert", "command"),
     "alerts": ("alert_cmds", "alerts_app", "group"),
     "outbox": ("alert_cmds", "outbox_app", "group"),
+    "wechat": ("wechat_cmds", "app", "group"),
 }
 
 

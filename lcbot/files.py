@@ -58,12 +58,11 @@ def clean_name(name: str | None, default: str = DEFAULT_NAME) -> str:
 
 
 def describe_size(size: int) -> str:
-    """``10 MiB``, ``512 KiB`` or ``300 bytes``."""
+    """``10 MiB``, ``512 KiB`` (exact multiples), ``12.3 MiB``, else ``5,000 bytes``."""
     for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= factor:
-            value = size / factor
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{size} bytes"
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
 
 
 class FileStore:

@@ -139,7 +139,7 @@ def test_a_too_large_file_is_a_clear_reply_and_the_bot_goes_on(tmp_path):
         async with Harness(tmp_path, [Reports()], TEAM, config) as bot:
             (reply,) = await bot.send("alice", "big")
             assert reply == (
-                "big failed: file big.iso is 4.9 KiB; the limit is 4 KiB ([files] max_size)"
+                "big failed: file big.iso is 5,000 bytes; the limit is 4 KiB ([files] max_size)"
             )
             assert stored(tmp_path) == []
             with pytest.raises(ValueError, match="limit is 4 KiB"):  # FileTooLarge for plugins

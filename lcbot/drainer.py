@@ -165,10 +165,13 @@ class Drainer:
         """Remove the files whose sent mark is stored (a crash before: swept at start)."""
         if not self.sent_files or self.files is None:
             return
-        stored = self.feed.marks_stored
-        for _, key in (done := [f for f in self.sent_files if f[0] <= stored]):
-            self.files.remove(key)
-        self.sent_files = [f for f in self.sent_files if f[0] > stored] if done else self.sent_files
+        stored, waiting = self.feed.marks_stored, []
+        for batch, key in self.sent_files:
+            if batch <= stored:
+                self.files.remove(key)
+            else:
+                waiting.append((batch, key))
+        self.sent_files = waiting
 
     def backoff(self, attempts: int) -> float:
         return min(2.0 ** (attempts - 1), self.backoff_cap)

@@ -16,6 +16,7 @@ __all__ = [
     "CmdType",
     "Command",
     "CommandError",
+    "FileTooLarge",
     "Pri",
     "Setting",
     "__version__",
@@ -31,6 +32,7 @@ _EXPORTS = {
     "CmdType": "lcbot.commands",
     "Command": "lcbot.commands",
     "CommandError": "lcbot.commands",
+    "FileTooLarge": "lcbot.files",
     "Setting": "lcbot.setting",
     "quote": "lcbot.text",
 }
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lcbot.alerts import Alert
     from lcbot.bot import Bot
     from lcbot.commands import CmdType, Command, CommandError
+    from lcbot.files import FileTooLarge
     from lcbot.hookspecs import hookimpl
     from lcbot.setting import Setting
     from lcbot.text import quote

@@ -33,6 +33,7 @@ from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.errors import LcbotError
 from lcbot.fallback import Fallback, load_apprise
+from lcbot.files import FileStore
 from lcbot.handlers import Runner
 from lcbot.ingress import Ingress, IngressSettings
 from lcbot.message import Feed
@@ -121,9 +122,18 @@ class App:
         self.roster = Roster(config.users, transport.identity, config.path)
         feed = Feed()
         pacing = Pacing.from_settings(settings["ratelimit"], transport.paced)
-        self.outbox = Outbox(self.db, feed, max_text=pacing.max_chars * pacing.max_parts)
+        files = FileStore(config.bot.data_dir, settings["files"]["max_size"])
+        self.outbox = Outbox(
+            self.db, feed, max_text=pacing.max_chars * pacing.max_parts, files=files
+        )
         self.drainer = Drainer(
-            feed, self.outbox, transport, self.roster.address, pacing, load=self.outbox.pending_for
+            feed,
+            self.outbox,
+            transport,
+            self.roster.address,
+            pacing,
+            load=self.outbox.pending_for,
+            files=files,
         )
         alert_settings = AlertSettings.from_settings(settings["alerts"], settings["storage"])
         self.router = AlertRouter(
@@ -137,6 +147,7 @@ class App:
             name=config.bot.name,
             submit=self.router.submit,
             put=self.outbox.put,
+            put_file=self.outbox.put_file,
             scheduler=self.scheduler,
             section=self.sections.get,
             directory=lambda: self.roster.directory,
@@ -149,7 +160,11 @@ class App:
         transport.admit_contact = self._admit_contact
         transport.may_invite = self.roster.may_invite
         self.runner = Runner(
-            self.pool, self.outbox.put, self.core.for_plugin, config.bot.slow_notice
+            self.pool,
+            self.outbox.put,
+            self.core.for_plugin,
+            config.bot.slow_notice,
+            self.outbox.put_file,
         )
         self.watchdog = LoopWatchdog(self.runner.describe, self.runner.notify_slow)
         self.dispatcher = Dispatcher(

@@ -9,6 +9,7 @@ Keep per-bot state there (or on objects reached from here), never in module glob
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,6 +71,7 @@ class BotCore:
     name: str
     submit: Callable[[Alert], Alert]  # hand an alert to the router
     put: Callable[..., None]  # queue a message (the outbox)
+    put_file: Callable[..., None]  # save a file and queue it (the outbox)
     scheduler: Scheduler
     section: Callable[[str], dict[str, Any]]  # a plugin's configuration
     directory: Callable[[], Directory]  # the current users
@@ -143,11 +145,22 @@ class Bot:
 
     def send(self, user: str | User, text: str) -> None:
         """Send ``text`` to a configured user (queued durably, paced like replies)."""
+        self._core.put(self._recipient(user), str(text), "notice")
+
+    def send_file(
+        self, user: str | User, file: str | os.PathLike[str] | bytes, name: str | None = None
+    ) -> None:
+        """Send a file (a path, copied now, or bytes) to a configured user, named ``name``
+        (default: the path's name, ``file.bin`` for bytes). Kept in the data dir until sent;
+        ``FileTooLarge`` (a ``ValueError``) above ``[files] max_size``."""
+        self._core.put_file(self._recipient(user), file, name, "notice")
+
+    def _recipient(self, user: str | User) -> str:
         name = user.name if isinstance(user, User) else user
         found = self.users.by_name(name)
         if found is None:
             raise ValueError(f"no user named {name!r}")
-        self._core.put(found.name, str(text), "notice")
+        return found.name
 
     def every(self, seconds: float, fn: Callable[[], Any], name: str | None = None) -> Job:
         """Run ``fn`` (def or async def) every ``seconds``. Scheduling again under the same

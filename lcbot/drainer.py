@@ -14,6 +14,9 @@
 * **Retry**: a failed send blocks that recipient with exponential backoff (1 s, 2 s, 4 s …
   up to ``backoff_cap``); after ``max_attempts`` the rows are marked ``dead`` (kept,
   retryable with ``lcbot outbox retry``). Nothing is sent while the transport is down.
+* **Files** go in the same order and pace, one per send (never coalesced), through
+  ``transport.send_file``; a file is removed once its sent mark is stored. A transport that
+  cannot send files, or a file gone from the store, makes the row dead at once.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from lcbot.asyncutil import background, wait_event
 from lcbot.backlog import Backlog, Loader
+from lcbot.files import FileStore
 from lcbot.message import Feed, Message
 from lcbot.text import split_text
 from lcbot.transports.base import Address
@@ -62,6 +67,12 @@ class Link(Protocol):
     def ready(self) -> bool: ...
 
     def send(self, address: Address, text: str) -> Awaitable[None]: ...
+
+    def send_file(self, address: Address, path: Path, name: str) -> Awaitable[None]: ...
+
+
+class Undeliverable(Exception):
+    """A send that no retry can fix: the message is dead at once."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,7 @@ class Drainer:
         clock: Callable[[], float] = time.monotonic,
         backoff_cap: float = 300.0,
         load: Loader | None = None,
+        files: FileStore | None = None,
     ) -> None:
         self.feed = feed
         self.receipts = receipts
@@ -112,6 +124,8 @@ class Drainer:
         self.uncommitted: dict[str, int] = {}  # recipient → batch that stores its last mark
         self.settling: dict[str, int] = {}  # recipient → batch storing its last failure mark
         self.parts: dict[int, list[str]] = {}  # message id → parts still to send
+        self.files = files
+        self.sent_files: list[tuple[int, str]] = []  # (batch storing the mark, key): to remove
         self.progress = asyncio.Event()  # set after each round; drain() waits on it
 
     @property
@@ -141,10 +155,23 @@ class Drainer:
         for waiting in (self.uncommitted, self.settling):
             for recipient in [r for r, batch in waiting.items() if batch <= stored]:
                 del waiting[recipient]
+        self._remove_sent_files()
         for recipient in list(self.backlog.edges):
             # only once its marks are stored: the database must not show sent rows pending
             if recipient not in self.uncommitted and recipient not in self.settling:
                 self.backlog.refill(recipient)
+
+    def _remove_sent_files(self) -> None:
+        """Remove the files whose sent mark is stored (a crash before: swept at start)."""
+        if not self.sent_files or self.files is None:
+            return
+        stored, waiting = self.feed.marks_stored, []
+        for batch, key in self.sent_files:
+            if batch <= stored:
+                self.files.remove(key)
+            else:
+                waiting.append((batch, key))
+        self.sent_files = waiting
 
     def backoff(self, attempts: int) -> float:
         return min(2.0 ** (attempts - 1), self.backoff_cap)
@@ -207,6 +234,8 @@ class Drainer:
         queue = self.queues[recipient]
         limit = self.pacing.max_chars
         first = queue[0][2]
+        if first.file is not None:  # a file goes alone
+            return "", [first], [first]
         if first.id in self.parts or len(first.text) > limit:
             parts = self.parts.get(first.id)
             if parts is None:  # computed once (linear); parts sent before a restart skipped
@@ -215,7 +244,7 @@ class Drainer:
             return parts[0], ([first] if len(parts) == 1 else []), [first]
         texts, done, size = [], [], -1
         for _, _, m in queue:
-            if size + 1 + len(m.text) > limit or m.id in self.parts:
+            if size + 1 + len(m.text) > limit or m.id in self.parts or m.file is not None:
                 break
             if unstored_only and m.stored:
                 break
@@ -241,7 +270,10 @@ class Drainer:
                 address = self.resolve(recipient)
                 if address is None:
                     raise LookupError(f"{recipient!r} cannot be reached (unknown or not bound)")
-                await self.link.send(address, text)
+                if carried[0].file is not None:
+                    await self._send_file(address, carried[0])
+                else:
+                    await self.link.send(address, text)
             except Exception as exc:  # the transport's failure: retry later
                 self._failed(recipient, carried, exc)
                 continue
@@ -263,8 +295,20 @@ class Drainer:
                 batch = self.receipts.mark_sent([m.id for m in done])
                 if any(m.stored for m in done):  # a crash now would repeat it: await the mark
                     self.uncommitted[recipient] = batch
+                self.sent_files += [(batch, m.file) for m in done if m.file is not None]
             self._drop(recipient, done)
         return sends
+
+    async def _send_file(self, address: Address, message: Message) -> None:
+        assert message.file is not None
+        path = self.files.path(message.file) if self.files is not None else None
+        if path is None or not path.exists():
+            raise Undeliverable(f"the file {message.text} is gone from the data dir")
+        try:
+            await self.link.send_file(address, path, message.text)
+        except NotImplementedError:
+            name = getattr(self.link, "name", type(self.link).__name__)
+            raise Undeliverable(f"the {name} transport cannot send files") from None
 
     def _drop(self, recipient: str, messages: list[Message]) -> None:
         self.backlog.drop(recipient, messages)
@@ -274,7 +318,7 @@ class Drainer:
         dead = []
         for m in messages:
             m.attempts += 1
-            is_dead = m.attempts >= self.pacing.max_attempts
+            is_dead = m.attempts >= self.pacing.max_attempts or isinstance(exc, Undeliverable)
             batch = self.receipts.mark_failed(m, error, is_dead)
             if is_dead:
                 dead.append(m)
@@ -282,10 +326,10 @@ class Drainer:
                     self.settling[recipient] = batch
         if dead:
             log.error(
-                "%d message(s) to %s are dead after %d attempts: %s",
+                "%d message(s) to %s are dead after %d attempt(s): %s",
                 len(dead),
                 recipient,
-                self.pacing.max_attempts,
+                max(m.attempts for m in dead),
                 error,
             )
             for m in dead:
@@ -322,7 +366,9 @@ class Drainer:
         seconds at most; nothing pending is lost: it goes at the next start)."""
         async with background(self.run(), "lcbot-drainer") as task:
             yield task
-            if not await self.drain(drain_timeout(), upstream, task):
+            drained = await self.drain(drain_timeout(), upstream, task)
+            self._remove_sent_files()
+            if not drained:
                 log.warning(
                     "%d message(s) still pending; they are sent at the next start",
                     self.receipts.pending,

@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,13 +41,16 @@ class Context:
     """What a handler receives: the invocation, its plugin's ``bot``, ways to answer.
     Safe from any thread."""
 
-    __slots__ = ("_put", "bot", "invocation", "reply_to")
+    __slots__ = ("_put", "_put_file", "bot", "invocation", "reply_to")
 
-    def __init__(self, invocation: Invocation, reply_to: str, bot: Bot, put: Put) -> None:
+    def __init__(
+        self, invocation: Invocation, reply_to: str, bot: Bot, put: Put, put_file: Put
+    ) -> None:
         self.invocation = invocation
         self.reply_to = reply_to
         self.bot = bot
         self._put = put
+        self._put_file = put_file
 
     @property
     def user(self) -> User:
@@ -63,6 +67,13 @@ class Context:
     def reply(self, text: str) -> None:
         """Send an extra message to the caller (queued durably; any thread)."""
         self._put(self.reply_to, str(text))
+
+    def reply_file(self, file: str | os.PathLike[str] | bytes, name: str | None = None) -> None:
+        """Send the caller a file: a path (copied now) or bytes, named ``name`` (default: the
+        path's name, ``file.bin`` for bytes). Written to the data dir before it returns (an
+        ``async def`` handler sending a large file may prefer ``asyncio.to_thread``);
+        ``FileTooLarge`` above ``[files] max_size``: uncaught, the caller is told the limit."""
+        self._put_file(self.reply_to, file, name)
 
     def alert(
         self,
@@ -89,10 +100,16 @@ class Running:
 
 class Runner:
     def __init__(
-        self, pool: HandlerPool, put: Put, bot_for: Callable[[str], Bot], slow_notice: float
+        self,
+        pool: HandlerPool,
+        put: Put,
+        bot_for: Callable[[str], Bot],
+        slow_notice: float,
+        put_file: Put,
     ) -> None:
         self.pool = pool
         self.put = put
+        self.put_file = put_file  # the outbox's put_file(recipient, file, name)
         self.bot_for = bot_for  # plugin name → its Bot (ctx.bot)
         self.slow_notice = slow_notice
         self.running: dict[int, Running] = {}
@@ -102,7 +119,7 @@ class Runner:
     async def execute(self, invocation: Invocation, reply_to: str) -> bool:
         """Run the handler; reply with its result or its failure. True when it succeeded."""
         command = invocation.command
-        ctx = Context(invocation, reply_to, self.bot_for(command.plugin), self.put)
+        ctx = Context(invocation, reply_to, self.bot_for(command.plugin), self.put, self.put_file)
         token = next(self._tokens)
         self.running[token] = Running(
             time.monotonic(), reply_to, command.name, invocation.user.name

@@ -20,6 +20,8 @@ class Message:
     ``priority``: 0 replies, notices and critical alerts; 1 warnings; 2 info (lower first).
     ``parts_sent``: parts of a long message already out (kept in the database).
     ``stored``: its row is committed (False only while the database is locked).
+    ``file``: a file message's key in the ``FileStore`` (``text`` is then the file's name,
+    ``file_size`` its size in bytes); None for text.
     """
 
     id: int
@@ -30,6 +32,8 @@ class Message:
     created: float = 0.0
     priority: int = 0
     parts_sent: int = 0
+    file: str | None = None
+    file_size: int = 0
     stored: bool = True
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from lcbot.asyncutil import Waker, background
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import outbox as sql
+from lcbot.files import FileStore
 from lcbot.message import Feed, Message, Writes
 from lcbot.text import clean_text, truncate
 
@@ -48,8 +49,10 @@ class Outbox:
         feed: Feed,
         clock: Callable[[], float] = time.time,
         max_text: int | None = None,
+        files: FileStore | None = None,
     ) -> None:
         self.db = db
+        self.files = files  # where file messages wait (None: no files)
         self.feed = feed
         self.clock = clock
         self.max_text = max_text  # longer texts are cut with a marker when they are put
@@ -71,18 +74,31 @@ class Outbox:
 
     # --- writing (any thread) -------------------------------------------------------------
 
-    def put(self, recipient: str, text: str, kind: str = "reply", priority: int = 0) -> None:
-        """Queue a message. It is stored by the next commit, then sent."""
+    def put(
+        self, recipient: str, text: str, kind: str = "reply", priority: int = 0, **file: Any
+    ) -> None:
+        """Queue a message. It is stored by the next commit, then sent. (``file`` and
+        ``file_size``: a file message, see ``put_file``.)"""
         text, recipient = clean_text(text), clean_text(recipient)
         if self.max_text is not None and len(text) > self.max_text:
             text = truncate(text, self.max_text)
         with self._lock:
             first = not self._new
             self._new.append(
-                Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority)
+                Message(next(self._ids), recipient, text, kind, 0, self.clock(), priority, **file)
             )
         if first or self._backoff:  # once per batch; each time while the database is locked
             self.waker.wake()
+
+    def put_file(
+        self, recipient: str, source: Any, name: str | None = None, kind: str = "reply"
+    ) -> None:
+        """Save ``source`` (a path or bytes) in the file store, durably, then queue it like a
+        message. ``FileTooLarge`` above ``[files] max_size``."""
+        if self.files is None:
+            raise RuntimeError("this outbox has no file store")
+        saved = self.files.save(source, name)
+        self.put(recipient, saved.name, kind, file=saved.key, file_size=saved.size)
 
     def record(self, op: Callable[..., Any], *args: Any) -> None:
         """Run ``op(connection, *args)`` (a function of ``lcbot.db``) in the next commit,
@@ -142,6 +158,11 @@ class Outbox:
             for message in self._new:
                 message.id = next(self._ids)
         self.counts = sql.counts(conn)
+        if self.files is not None:  # files of sent rows, or of rows a crash lost
+            with self._lock:
+                keep = sql.open_files(conn) | {m.file for m in self._new if m.file}
+            if swept := self.files.sweep(keep):
+                log.info("removed %d file(s) no pending message needs", swept)
         self.last_sent_at = sql.last_sent_at(conn)
         if self.counts["pending"]:
             log.info("%d message(s) pending from an earlier run", self.counts["pending"])
@@ -266,13 +287,16 @@ class Outbox:
         returns (rows deleted, whether more may be left). Nothing happens while locked."""
         conn = self.db.conn
         assert conn is not None
+        files: list[str] = []
         try:
             with transaction(conn):
                 gone, self._expire_after = sql.delete_old(
-                    conn, before, limit, self._expire_after or 0
+                    conn, before, limit, self._expire_after or 0, files
                 )
         except Busy:
             return 0, False
+        for key in files if self.files is not None else ():  # a dead file message's bytes
+            self.files.remove(key)
         for state, count in gone.items():
             self.counts[state] = max(0, self.counts[state] - count)
         return sum(gone.values()), self._expire_after is not None

@@ -280,6 +280,21 @@ SCHEMA: dict[str, Section] = {
                 ),
             ),
         ),
+        Section(
+            "files",
+            (
+                Setting(
+                    "max_size",
+                    int,
+                    10 * 2**20,
+                    "largest file `ctx.reply_file` / `bot.send_file` accept; a bigger one "
+                    "raises `FileTooLarge`",
+                    min=1,
+                    type_doc="bytes (whole number)",
+                    default_doc="10485760 (10 MiB)",
+                ),
+            ),
+        ),
     )
 }
 

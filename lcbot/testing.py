@@ -192,6 +192,10 @@ class Harness:
         """Every line delivered to ``user``, across (coalesced) messages."""
         return [line for text in self.to(user) for line in text.split("\n")]
 
+    def files_to(self, user: str) -> list[tuple[str, bytes]]:
+        """Files delivered to ``user`` so far, as ``(name, content)``, in order."""
+        return [(name, data) for r, name, data in self.transport.files if r == user]
+
     def outcome(self, alert: Any) -> dict[str, Any]:
         """``{"state": …, "to": […], …}`` of an alert (an ``Alert`` or a stored id)."""
         from lcbot.db.alerts import outcome
@@ -254,6 +258,9 @@ class TestBot:
 
     def lines(self, user: str) -> list[str]:
         return self.harness.lines(user)
+
+    def files_to(self, user: str) -> list[tuple[str, bytes]]:
+        return self.harness.files_to(user)
 
     def restart(self) -> TestBot:
         """Stop this bot and start another on the same data dir (state survives)."""

@@ -98,6 +98,8 @@ def test_list_all_and_by_state(project):
         "sent_at",
         "last_error",
         "text",
+        "file",
+        "file_size",
     }
     dead = items[1]
     assert (dead["recipient"], dead["state"], dead["attempts"], dead["last_error"]) == (
@@ -118,6 +120,21 @@ def test_list_all_and_by_state(project):
     assert "dead (ConnectionError: down)" in table.stdout
     assert "gave up on bob" in table.stdout
     assert "waiting" not in table.stdout and "fresh" not in table.stdout
+
+
+def test_list_shows_a_file_row_with_its_name_and_size(project):
+    seed(
+        project,
+        {"id": 1, "recipient": "me", "text": "disk.png", "state": "pending", "file": "k1"},
+    )
+    db = connect(db_path(project))
+    db.execute("UPDATE outbox SET file_size = 1234567")
+    db.close()
+    (item,) = lcbot_json(project, "outbox", "list")
+    assert (item["text"], item["file"], item["file_size"]) == ("disk.png", "k1", 1234567)
+    table = lcbot(project, "outbox", "list", **WIDE)
+    assert table.returncode == 0, table.stderr
+    assert "[file] disk.png (1,234,567 bytes)" in table.stdout
 
 
 def test_list_unknown_state_exits_2(project):

@@ -173,6 +173,8 @@ def list_outbox(
     for m in items:
         state_text = m["state"] + (f" ({m['last_error']})" if m["last_error"] else "")
         first_line = m["text"].split("\n")[0][:60]
+        if m["file"] is not None:  # a file message: its text is the file's name
+            first_line = f"[file] {m['text']} ({m['file_size']:,} bytes)"
         table.add_row(
             str(m["id"]),
             _when(m["created"]),

@@ -55,6 +55,8 @@ OWN_FILES = frozenset(
         "lcbot.lock",
         "wechaty",
         "pairing.key",
+        "files",  # lcbot.files: file messages waiting to be sent
+        "received",  # the console's copies of files it printed
     }
 )
 RECOVERY = 'see "Recovering a damaged database" in lcbot\'s README'

@@ -1,6 +1,7 @@
 """The schema of ``lcbot.db``, as numbered migrations (``PRAGMA user_version``).
 
-Tables: ``outbox`` (every outgoing message), ``alerts`` (every alert with its routing
+Tables: ``outbox`` (every outgoing message; a file message names its bytes in
+``<data_dir>/files/``), ``alerts`` (every alert with its routing
 outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pairing``
 (one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
 ``plugin_state`` (each plugin's key/value store). ``migrate``
@@ -81,6 +82,12 @@ MIGRATIONS = [
     CREATE INDEX outbox_pending_to ON outbox (recipient, priority, id) WHERE state = 'pending';
     CREATE TABLE pairing_failures (contact TEXT NOT NULL, at REAL NOT NULL);
     CREATE INDEX pairing_failures_contact ON pairing_failures (contact, at);
+    """,
+    # 6: files and images: the row names its bytes in <data_dir>/files/ (``file``, a key)
+    # and their size; ``text`` holds the file's name
+    """
+    ALTER TABLE outbox ADD COLUMN file TEXT;
+    ALTER TABLE outbox ADD COLUMN file_size INTEGER;
     """,
 ]
 

@@ -2,7 +2,8 @@
 
 States: ``pending`` (to send), ``sent``, ``dead`` (gave up after ``max_attempts``) and
 ``retry`` (``lcbot outbox retry`` asked for another go; the bot makes it pending).
-Rows are returned as tuples in ``COLUMNS`` order.
+Rows are returned as tuples in ``COLUMNS`` order. A file message has ``file`` (its key in
+``<data_dir>/files/``) and ``file_size``; its ``text`` is the file's name.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from collections.abc import Iterable
 from typing import Any
 
 STATES = ("pending", "sent", "dead", "retry")
-COLUMNS = "id, recipient, text, kind, attempts, created, priority, parts_sent"
-LIST_COLUMNS = ("id", "created", "recipient", "kind", "state", "attempts", "sent_at", "last_error")
+COLUMNS = "id, recipient, text, kind, attempts, created, priority, parts_sent, file, file_size"
+LIST_COLUMNS = (
+    *("id", "created", "recipient", "kind", "state", "attempts", "sent_at", "last_error"),
+    *("file", "file_size"),
+)
+OPEN_STATES = ("pending", "retry", "dead")  # rows whose file is kept (dead: retryable)
 
 
 # --- the running bot ---------------------------------------------------------------------
@@ -58,10 +63,22 @@ def last_sent_at(db: sqlite3.Connection) -> float | None:
 
 def insert(db: sqlite3.Connection, messages: Iterable[Any]) -> None:
     db.executemany(
-        "INSERT INTO outbox (id, recipient, text, kind, created, priority) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [(m.id, m.recipient, m.text, m.kind, m.created, m.priority) for m in messages],
+        "INSERT INTO outbox (id, recipient, text, kind, created, priority, file, file_size) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (m.id, m.recipient, m.text, m.kind, m.created, m.priority, m.file, m.file_size)
+            for m in messages
+        ],
     )
+
+
+def open_files(db: sqlite3.Connection) -> set[str]:
+    """The files that rows still need (pending, retry, dead): at start, the rest goes."""
+    selects = " UNION ALL ".join(
+        f"SELECT file FROM outbox WHERE state = '{state}' AND file IS NOT NULL"
+        for state in OPEN_STATES
+    )
+    return {key for (key,) in db.execute(selects)}
 
 
 def mark_failed(db: sqlite3.Connection, rows: Iterable[tuple[int, str, str, int]]) -> None:
@@ -115,18 +132,19 @@ def mark_fallback(db: sqlite3.Connection, ids: list[int], at: float) -> None:
 
 
 def delete_old(
-    db: sqlite3.Connection, before: float, limit: int, after: int = 0
+    db: sqlite3.Connection, before: float, limit: int, after: int = 0, files: list | None = None
 ) -> tuple[dict[str, int], int | None]:
     """Walk up to ``limit`` rows by id from ``after`` (ids grow with time, so the oldest
     come first) and delete the sent and dead ones created before ``before`` (never pending
     ones). Returns how many of each state went, and the id to go on after — None once a
-    newer row (or the end) was reached."""
+    newer row (or the end) was reached. The file keys of deleted rows go into ``files``."""
     rows = db.execute(
-        "SELECT id, state, created FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        "SELECT id, state, created, file FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+        (after, limit),
     ).fetchall()
     gone = {"sent": 0, "dead": 0}
     doomed, last, more = [], after, len(rows) == limit
-    for id_, state, created in rows:
+    for id_, state, created, file in rows:
         if created >= before:
             more = False
             break
@@ -134,6 +152,8 @@ def delete_old(
         if state in gone:
             doomed.append(id_)
             gone[state] += 1
+            if file is not None and files is not None:
+                files.append(file)
     if doomed:
         db.execute(
             "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(doomed),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Transport:
 
     * ``start(on_message)``: begin receiving; call ``await on_message(incoming)`` per message.
     * ``send(address, text)``: deliver one message; return only when delivered, raise if not.
+    * ``send_file(address, path, name)``: deliver the file at ``path`` as ``name``, same
+      contract; the file is removed after it returns. The default raises
+      ``NotImplementedError``: the message is dead at once ("cannot send files").
     * ``stop()``: stop receiving and release resources.
     * ``ready`` / ``ready_event``: whether sending is possible now (the drainer waits on it).
     * ``finished``: set by a transport whose input has ended (console EOF): the bot stops.
@@ -90,6 +94,9 @@ class Transport:
         raise NotImplementedError
 
     async def send(self, address: Address, text: str) -> None:
+        raise NotImplementedError
+
+    async def send_file(self, address: Address, path: Path, name: str) -> None:
         raise NotImplementedError
 
     async def stop(self) -> None:

@@ -5,6 +5,10 @@ it takes longer than ``PIPED_PATIENCE`` (then the next line goes on meanwhile), 
 see answers in order: ``printf 'status\\ninterval:30\\nstatus\\n' | lcbot run``. At the end
 of input the bot stops: it waits for running commands and the drain (``[bot]
 stop_timeout`` at most) and exits 0.
+
+A file prints one line, ``[file for USER] NAME (SIZE bytes): PATH``. The outbox removes
+its copy once sent, so the console first links (or copies) it to
+``<data_dir>/received/`` (0600; lcbot never deletes what is there): the path printed stays.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
+import shutil
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from lcbot.transports.base import Address, Incoming, OnMessage, Transport
@@ -22,6 +29,7 @@ from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 log = logging.getLogger("lcbot.console")
 
 PIPED_PATIENCE = 1.0  # seconds a piped line's command may take before the next line is read
+RECEIVED = "received"  # beside the outbox's files folder: where printed files stay
 
 
 class ConsoleTransport(Transport):
@@ -34,9 +42,11 @@ class ConsoleTransport(Transport):
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         hint: str | None = None,
+        received: Path | None = None,
     ):
         super().__init__()
         self.user = user
+        self.received = received  # None: <data_dir>/received, beside the outbox's files
         self.hint = hint  # logged once the console starts (why the console was chosen)
         self.stdin = stdin or sys.stdin or io.StringIO()  # fd 0 closed: no input
         from rich.console import Console
@@ -87,6 +97,29 @@ class ConsoleTransport(Transport):
             self.console.print(escape(text))
         else:
             self.console.print(f"[bold]→ {escape(address.label)}:[/] {escape(text)}")
+
+    async def send_file(self, address: Address, path: Path, name: str) -> None:
+        from rich.markup import escape
+
+        kept = self._keep(path, name)
+        size = kept.stat().st_size
+        self.console.print(escape(f"[file for {address.label}] {name} ({size} bytes): {kept}"))
+
+    def _keep(self, path: Path, name: str) -> Path:
+        """A lasting copy of ``path`` in ``received``: a hard link where it can be."""
+        from lcbot.db import private_dir
+
+        folder = self.received or path.parent.parent / RECEIVED
+        private_dir(folder)
+        kept = folder / f"{path.name[:8]}-{name}"  # a repeated send lands on the same path
+        if not kept.exists():
+            try:
+                os.link(path, kept)
+            except OSError:  # another file system, or no hard links
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                with path.open("rb") as src, open(os.open(kept, flags, 0o600), "wb") as out:
+                    shutil.copyfileobj(src, out)
+        return kept
 
     async def stop(self) -> None:
         await super().stop()

@@ -1,17 +1,20 @@
 """An in-memory transport: messages are injected by code and sent ones are recorded.
 
-Used by tests, benchmarks and ``lcbot.testing``. ``fail_next`` makes sends raise, to
-exercise retries.
+Used by tests, benchmarks and ``lcbot.testing``. ``fail_next`` makes sends (of texts and
+files) raise, to exercise retries.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 
 
 class MemoryTransport(Transport):
     """``sent`` holds ``(address.label, text)``: the user name, or ``room:<id>`` /
-    ``contact:<id>``. ``identity`` is ``"name"`` unless given."""
+    ``contact:<id>``; ``files`` holds ``(address.label, name, content)`` of each file
+    (read when it is sent). ``identity`` is ``"name"`` unless given."""
 
     name = "memory"
 
@@ -20,6 +23,7 @@ class MemoryTransport(Transport):
         self.identity = identity
         self.record = record
         self.sent: list[tuple[str, str]] = []
+        self.files: list[tuple[str, str, bytes]] = []
         self.sent_count = 0
         self.fail_next = 0
         self.on_message: OnMessage | None = None
@@ -29,12 +33,20 @@ class MemoryTransport(Transport):
         self.set_ready(True)
 
     async def send(self, address: Address, text: str) -> None:
+        self._sending()
+        if self.record:
+            self.sent.append((address.label, text))
+
+    async def send_file(self, address: Address, path: Path, name: str) -> None:
+        self._sending()
+        if self.record:
+            self.files.append((address.label, name, path.read_bytes()))
+
+    def _sending(self) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("memory transport: simulated failure")
         self.sent_count += 1
-        if self.record:
-            self.sent.append((address.label, text))
 
     async def inject(
         self, sender: str, text: str, room_id: str | None = None, name: str | None = None

@@ -12,8 +12,9 @@ class Incoming:
     """A chat message as a transport received it.
 
     ``sender_id`` is the stable identity (WeChat contact id; the user name on the console),
-    ``sender_name`` the display name. ``room_id`` is set for group chats. ``reply_to``
-    overrides where replies go (default: the sender's user name).
+    ``sender_name`` the display name. ``room_id`` is set for group chats, ``room_topic``
+    (the group's name) when the transport knows it. ``reply_to`` overrides where replies
+    go (default: the sender's user name; ``room:<id>`` answers in the group).
     """
 
     sender_id: str
@@ -21,6 +22,7 @@ class Incoming:
     text: str
     room_id: str | None = None
     reply_to: str | None = None
+    room_topic: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ it takes longer than ``PIPED_PATIENCE`` (then the next line goes on meanwhile), 
 see answers in order: ``printf 'status\\ninterval:30\\nstatus\\n' | lcbot run``. At the end
 of input the bot stops: it waits for running commands and the drain (``[bot]
 stop_timeout`` at most) and exits 0.
+
+A line ``[room:ID TOPIC] TEXT`` is ``TEXT`` sent in the group chat ``ID`` (named ``TOPIC``,
+optional), as an @-mention of the bot in a WeChat group; answers go to the group
+(printed ``→ room:ID: …``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import sys
 import threading
 from typing import TextIO
@@ -22,6 +27,7 @@ from lcbot.transports.base import Address, Incoming, OnMessage, Transport
 log = logging.getLogger("lcbot.console")
 
 PIPED_PATIENCE = 1.0  # seconds a piped line's command may take before the next line is read
+ROOM_LINE = re.compile(r"\[room:([^\s\]]+)(?:\s+([^\]]*))?\]\s*(.*)", re.S)
 
 
 class ConsoleTransport(Transport):
@@ -71,7 +77,7 @@ class ConsoleTransport(Transport):
         running: set[asyncio.Task[None]] = set()
         try:
             while (line := await queue.get()) is not None:
-                incoming = Incoming(self.user, self.user, line.rstrip("\r\n"))
+                incoming = self.incoming(line.rstrip("\r\n"))
                 task = asyncio.create_task(on_message(incoming))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -79,6 +85,17 @@ class ConsoleTransport(Transport):
                     await asyncio.wait({task}, timeout=PIPED_PATIENCE)
         finally:
             self.finished.set()  # the bot stops; it waits for running commands, bounded
+
+    def incoming(self, line: str) -> Incoming:
+        """The message a line of input is: from the console's user, privately or in a
+        group chat (``[room:ID TOPIC] TEXT``)."""
+        room = ROOM_LINE.fullmatch(line)
+        if room is None:
+            return Incoming(self.user, self.user, line)
+        room_id, topic, text = room.groups()
+        return Incoming(
+            self.user, self.user, text, room_id, f"room:{room_id}", (topic or "").strip() or None
+        )
 
     async def send(self, address: Address, text: str) -> None:
         from rich.markup import escape

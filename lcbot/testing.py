@@ -126,7 +126,8 @@ class Harness:
         await self.stop()
 
     async def restart(self) -> Harness:
-        """Stop, and start a new bot on the same data dir with the same plugins and config."""
+        """Stop, and start a new bot on the same data dir with the same plugins and the
+        same lcbot.toml (with what chat commands wrote into it: bindings, rooms)."""
         await self.stop()
         again = Harness(
             self.folder,
@@ -135,7 +136,7 @@ class Harness:
             self.config,
             self.builtins,
             self.identity,
-            self.toml,
+            self.app.config.path,
         )
         return await again.start()
 

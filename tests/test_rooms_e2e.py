@@ -108,6 +108,9 @@ def test_bad_rooms_and_unknown_ids_are_one_line_exit_2(tmp_path):
         "error: no room with id 'nope' gets alerts (see: lcbot room list)"
     )
     assert path.read_text() == good
+    checked = lcbot(project, "config", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "  rooms: 1 group chat(s) get alerts (lcbot room list)\n" in checked.stdout
     listed = lcbot(project, "room", "list")
     assert listed.returncode == 0 and "r1" in listed.stdout and "info and above" in listed.stdout
     assert json.loads(lcbot(project, "room", "list", "--json").stdout)[0]["id"] == "r1"

@@ -34,7 +34,8 @@ class InvalidAlert(UsageError, ValueError):
 @dataclass
 class Alert:
     """One alert. ``on_alert`` hooks may change ``text``, ``level`` and ``recipients``
-    (user names; ``None`` means: route by level). ``id`` is set once it is stored."""
+    (user names and ``room:<id>`` group chats; ``None`` means: route by level). ``id`` is
+    set once it is stored."""
 
     text: str
     level: str = "info"

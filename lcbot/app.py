@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lcbot.alerts import Alert, AlertSettings
-from lcbot.bot import AlertControls, Bot, BotCore
+from lcbot.bot import AlertControls, Bot, BotCore, RoomControls
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.db import DB_NAME, Database, transaction
@@ -119,7 +119,7 @@ class App:
             log.warning("%s: unknown key %s (ignored)", config.path, key)
         self.registry = self.plugins.register_commands(Registry())
         self.db = Database(config.bot.data_dir / DB_NAME)
-        self.roster = Roster(config.users, transport.identity, config.path)
+        self.roster = Roster(config.users, transport.identity, config.path, config.rooms)
         feed = Feed()
         pacing = Pacing.from_settings(settings["ratelimit"], transport.paced)
         files = FileStore(config.bot.data_dir, settings["files"]["max_size"])
@@ -155,6 +155,7 @@ class App:
             registry=self.registry,
             allowed=self.plugins.allowed,
             alerts=AlertControls(self.router),
+            rooms=RoomControls(self.roster),
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact

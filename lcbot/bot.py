@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from lcbot.alerts import Alert, make_alert
 from lcbot.commands import Command, PluginRegistry, Registry
+from lcbot.rooms import Room, check_level, find_room
 from lcbot.scheduler import Job, Scheduler
 from lcbot.state import PluginState, StateStore
 from lcbot.users import Directory, User
@@ -64,6 +65,47 @@ class AlertControls:
         return self._router.active_silences()
 
 
+class RoomStore(Protocol):
+    """What ``bot.rooms`` reaches (the roster)."""
+
+    rooms: tuple[Room, ...]
+
+    def set_room(self, room_id: str, level: str, topic: str | None) -> Room: ...
+
+    def remove_room(self, room_id: str) -> Room | None: ...
+
+
+class RoomControls:
+    """``bot.rooms``: the group chats that receive alerts (``[[rooms]]`` of lcbot.toml)."""
+
+    __slots__ = ("_roster",)
+
+    def __init__(self, roster: RoomStore) -> None:
+        self._roster = roster
+
+    def __iter__(self):
+        return iter(self._roster.rooms)
+
+    def __len__(self) -> int:
+        return len(self._roster.rooms)
+
+    def get(self, room_id: str) -> Room | None:
+        """The room ``room_id`` if it receives alerts, else None."""
+        return find_room(list(self._roster.rooms), room_id)
+
+    def set_alerts(self, room_id: str, level: str, topic: str | None = None) -> Room:
+        """Send alerts of ``level`` and above to group chat ``room_id`` (stored in
+        lcbot.toml; a ``topic`` given replaces the stored one). Blocking: call it from a
+        plain ``def`` handler. ``ValueError`` for an unknown level or a bad id."""
+        check_level(level)
+        return self._roster.set_room(room_id, level, topic)
+
+    def stop_alerts(self, room_id: str) -> Room | None:
+        """Stop alerts to ``room_id`` (its entry leaves lcbot.toml); the room it was, or
+        None. Blocking, like ``set_alerts``."""
+        return self._roster.remove_room(room_id)
+
+
 @dataclass
 class BotCore:
     """What the composition root gives the plugin API (shared by every plugin's ``Bot``)."""
@@ -79,6 +121,7 @@ class BotCore:
     registry: Registry
     allowed: Callable[[User, Command, str | None], bool]
     alerts: AlertControls
+    rooms: RoomControls
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
     def for_plugin(self, plugin: str) -> Bot:
@@ -128,6 +171,12 @@ class Bot:
         """Silences and mutes: ``mute``, ``unmute``, ``silence``, ``unsilence``,
         ``active_silences``."""
         return self._core.alerts
+
+    @property
+    def rooms(self) -> RoomControls:
+        """The group chats that receive alerts: iteration, ``get``, ``set_alerts``,
+        ``stop_alerts``."""
+        return self._core.rooms
 
     def alert(
         self,

@@ -90,11 +90,14 @@ class Command:
 
 @dataclass(frozen=True)
 class Invocation:
-    """One request to run ``command`` by ``user`` with ``extra`` (text after the name)."""
+    """One request to run ``command`` by ``user`` with ``extra`` (text after the name),
+    sent in the group chat ``room_id`` (topic ``room_topic``) or privately (None)."""
 
     command: Command
     user: User
     extra: str | None
+    room_id: str | None = None
+    room_topic: str | None = None
 
 
 class Registry:

@@ -19,10 +19,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcbot.errors import ConfigError
 from lcbot.users import User, parse_users
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lcbot.rooms import Room
 
 CONFIG_ENV = "LCBOT_CONFIG"
 DEFAULT_NAME = "lcbot.toml"
@@ -62,6 +65,7 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     bot: BotSettings = field(default_factory=BotSettings)
     users: list[User] = field(default_factory=list)
+    rooms: list[Room] = field(default_factory=list)  # group chats that receive alerts
     plugins: PluginSettings = field(default_factory=PluginSettings)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # section → checked values
 
@@ -136,6 +140,7 @@ def read_raw(path: Path) -> dict[str, Any]:
 def validate(raw: dict[str, Any], path: Path) -> Config:
     """Check every section lcbot knows (``lcbot.schema``) and build a Config; ConfigError
     names the file and the bad key."""
+    from lcbot.rooms import parse_rooms
     from lcbot.schema import SCHEMA
 
     settings = {name: section.load(raw.get(name), str(path)) for name, section in SCHEMA.items()}
@@ -154,11 +159,13 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         disable=settings["plugins"]["disable"],
     )
     users = parse_users(raw.get("users"), str(path))
+    rooms = parse_rooms(raw.get("rooms"), str(path))
     return Config(
         path=path,
         raw=raw,
         bot=bot_settings,
         users=users,
+        rooms=rooms,
         plugins=plugin_settings,
         settings=settings,
     )

@@ -168,7 +168,7 @@ class Dispatcher:
             self.pending_quit[user.name] = (command, time.monotonic(), extra or "")
             self.say(reply_to, f"send yes within {QUIT_CONFIRM_SECONDS:.0f} s to stop the bot")
             return
-        invocation = Invocation(command, user, extra)
+        invocation = Invocation(command, user, extra, msg.room_id, msg.room_topic)
         if command.kind is CmdType.SET:
             await self._run_set(invocation, reply_to)
         else:

@@ -64,6 +64,16 @@ class Context:
     def extra(self) -> str | None:
         return self.invocation.extra
 
+    @property
+    def room_id(self) -> str | None:
+        """The group chat the command was sent in; None in a private chat."""
+        return self.invocation.room_id
+
+    @property
+    def room_topic(self) -> str | None:
+        """That group's name, when the transport knows it."""
+        return self.invocation.room_topic
+
     def reply(self, text: str) -> None:
         """Send an extra message to the caller (queued durably; any thread)."""
         self._put(self.reply_to, str(text))

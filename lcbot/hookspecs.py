@@ -57,7 +57,8 @@ def on_alert(alert: Any) -> bool | None:
     """Inspect or change an alert before it is routed.
 
     Called once per alert (``bot.alert``, ``ctx.alert``, ``lcbot alert``, HTTP). May edit
-    ``alert.text``, ``alert.level`` or ``alert.recipients``. Return ``False`` to suppress
+    ``alert.text``, ``alert.level`` or ``alert.recipients`` (user names and ``room:<id>``
+    group chats, listed in lcbot.toml or not). Return ``False`` to suppress
     the alert (any ``False`` wins; it is still recorded); ``None`` or ``True`` lets it
     through.
     **If it raises**, the alert is left as it was before this implementation ran, the

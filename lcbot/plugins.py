@@ -46,7 +46,7 @@ log = logging.getLogger("lcbot.plugins")
 
 ENTRY_POINT_GROUP = "lcbot"
 LOAD_ENV = "LCBOT_LOAD_PLUGINS"
-BUILTINS = ("lcbot.builtin.basics", "lcbot.builtin.alerting")
+BUILTINS = ("lcbot.builtin.basics", "lcbot.builtin.alerting", "lcbot.builtin.rooms")
 
 
 @dataclass

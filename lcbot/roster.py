@@ -1,6 +1,7 @@
 """The roster: the users of a running bot, who a message is from, and where to reach them.
 
-Users come from lcbot.toml and are re-read when the file changes (``lcbot user …`` in
+Users, and the group chats that receive alerts (``[[rooms]]``), come from lcbot.toml and
+are re-read when the file changes (``lcbot user …`` in
 another terminal reaches the running bot within a second). ``identity`` says how senders
 are recognised: ``"id"`` by the WeChat contact id bound to a user (``wxid``), ``"name"`` by
 the user name (the console; WeChat with the unsafe ``identity = "name"``).
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from lcbot.asyncutil import background
 from lcbot.errors import LcbotError
+from lcbot.rooms import Room, remove_room, set_room
 from lcbot.transports.base import Address, Incoming
 from lcbot.users import Directory, User, find_user, parse_users
 
@@ -24,8 +26,11 @@ WATCH = 0.5  # seconds between looks at lcbot.toml
 
 
 class Roster:
-    def __init__(self, users: list[User], identity: str, config_path: Path) -> None:
+    def __init__(
+        self, users: list[User], identity: str, config_path: Path, rooms: list[Room] = ()
+    ) -> None:
         self.directory = Directory(users)
+        self.rooms: tuple[Room, ...] = tuple(rooms)  # group chats that receive alerts
         self._addresses: dict[str, Address | None] = {}  # recipient → address (this directory)
         self._reachable: list[User] | None = None
         self.identity = identity
@@ -101,19 +106,44 @@ class Roster:
         assert bound is not None
         return bound
 
+    def set_room(self, room_id: str, level: str, topic: str | None) -> Room:
+        """Store that room ``room_id`` receives alerts of ``level`` and above (locked,
+        atomic edit of lcbot.toml); blocking."""
+        from lcbot import config
+
+        with config.edit(self.config_path) as raw:
+            room = set_room(raw, room_id, level, topic)
+        self.reload()
+        return room
+
+    def remove_room(self, room_id: str) -> Room | None:
+        """Stop alerts to room ``room_id`` (its entry leaves lcbot.toml); blocking."""
+        from lcbot import config
+
+        with config.edit(self.config_path) as raw:
+            room = remove_room(raw, room_id)
+        if room is not None:
+            self.reload()
+        return room
+
     def reload(self) -> bool:
         """Read the users again; False (and a warning) when the file is not valid."""
         from lcbot import config
 
         self._seen = self._stamp()
         try:
-            users = config.load(self.config_path).users
+            loaded = config.load(self.config_path)
         except LcbotError as exc:
             log.warning("lcbot.toml changed but is not valid; keeping the current users: %s", exc)
             return False
-        self.directory = Directory(users)
+        self.directory = Directory(loaded.users)
+        self.rooms = tuple(loaded.rooms)
         self._addresses, self._reachable = {}, None
-        log.info("lcbot.toml changed: %d user(s) loaded", len(users))
+        log.info(
+            "lcbot.toml changed: %d user(s), %d alert room(s) loaded",
+            len(loaded.users),
+            len(loaded.rooms),
+        )
         return True
 
     def _stamp(self) -> int | None:

@@ -1,5 +1,8 @@
 """The alert router: ``on_alert`` hooks → silences → de-duplication → routes → mutes → outbox.
 
+Routes reach users (``[alerts.routes]``) and group chats (``[[rooms]]``, by level); a hook
+that sets ``alert.recipients`` names users and ``room:<id>`` groups instead.
+
 Alerts raised in this process (``bot.alert``, ``ctx.alert``) are handed over by ``submit``
 (any thread) and routed on the event loop at once; alerts stored by other processes
 (``lcbot alert``, the HTTP listener's worker threads) are rows in state ``new``, looked for
@@ -23,6 +26,7 @@ from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
+from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
 from lcbot.schema import LEVELS
 from lcbot.text import clean_text
 from lcbot.users import Directory, Pri, User
@@ -42,9 +46,10 @@ class Writer(Protocol):
 
 
 class People(Protocol):
-    """Who receives alerts (the roster)."""
+    """Who receives alerts (the roster): users and group chats."""
 
     directory: Directory
+    rooms: tuple[Room, ...]
 
     def reachable(self, user: User) -> bool: ...
 
@@ -133,12 +138,32 @@ class AlertRouter:
 
     # --- routing ----------------------------------------------------------------------------
 
-    def recipients_for(self, alert: Alert) -> list[User]:
-        directory = self.people.directory
-        if alert.recipients is not None:
-            return [u for u in map(directory.by_name, alert.recipients) if u]
-        least = self.settings.routes.get(alert.level, Pri.ROOT)
-        return [u for u in directory if u.pri <= least]
+    def recipients_for(self, alert: Alert) -> tuple[list[User], list[Room], list[str]]:
+        """The users and rooms ``alert`` goes to, and the hook-given names matching
+        neither. A hook's ``room:<id>`` reaches that group whether or not lcbot.toml lists it."""
+        directory, rooms = self.people.directory, self.people.rooms
+        if alert.recipients is None:
+            least = self.settings.routes.get(alert.level, Pri.ROOT)
+            users = [u for u in directory if u.pri <= least]
+            return users, [r for r in rooms if r.receives(alert.level)], []
+        users, chosen, unknown = [], [], []
+        for name in dict.fromkeys(alert.recipients):  # each once, in order
+            if name.startswith(PREFIX):
+                room_id = name[len(PREFIX) :]
+                try:
+                    check_room_id(room_id)
+                except InvalidRoom:
+                    unknown.append(name)
+                    continue
+                room = find_room(list(rooms), room_id) or Room(room_id, alert.level)
+                if room not in chosen:
+                    chosen.append(room)
+            elif (user := directory.by_name(name)) is not None:
+                if user not in users:
+                    users.append(user)
+            else:
+                unknown.append(name)
+        return users, chosen, unknown
 
     def route(self, alert: Alert) -> dict[str, Any]:
         """Hooks → silences → de-duplication → routes → mutes → outbox. Returns the outcome."""
@@ -183,18 +208,22 @@ class AlertRouter:
             text = alert.message(repeats, since)
             self._set_key(alert.key, now, 0, None)
         to, muted, unbound = [], [], []
-        for user in self.recipients_for(alert):
+        users, rooms, unknown = self.recipients_for(alert)
+        for user in users:
             if not self.people.reachable(user):
                 unbound.append(user.name)
             else:
                 (muted if self.mutes.get(user.name, 0) > now else to).append(user.name)
-        for name in to:
-            self.writer.put(name, text, f"alert:{alert.level}", PRIORITY[alert.level])
-        outcome: dict[str, Any] = {"state": "delivered" if to else "no recipients", "to": to}
-        if muted:
-            outcome["muted"] = muted
-        if unbound:
-            outcome["unbound"] = unbound
+        kind, priority = f"alert:{alert.level}", PRIORITY[alert.level]
+        for recipient in [*to, *(room.recipient for room in rooms)]:
+            self.writer.put(recipient, text, kind, priority)
+        state = "delivered" if to or rooms else "no recipients"
+        outcome: dict[str, Any] = {"state": state, "to": to}
+        if rooms:
+            outcome["rooms"] = [{"id": r.id, "topic": r.topic} for r in rooms]
+        for name, value in (("muted", muted), ("unbound", unbound), ("unknown", unknown)):
+            if value:
+                outcome[name] = value
         return outcome
 
     def _is_repeat(self, key: str, now: float) -> bool:

@@ -312,6 +312,21 @@ USER_KEYS = (
     Setting("wxid", str, None, "WeChat contact id; unique"),
 )
 
+# [[rooms]] is an array of tables (group chats that receive alerts), checked by
+# lcbot.rooms.parse_rooms; described here.
+ROOM_KEYS = (
+    Setting("id", str, None, "group chat (WeChat room) id; unique", default_doc="—"),
+    Setting("topic", str, None, "the group's name, for humans (the id is what counts)"),
+    Setting(
+        "alerts",
+        str,
+        None,
+        "least alert level the group receives (that level and above)",
+        choices=LEVELS,
+        default_doc="—",
+    ),
+)
+
 
 def markdown_table() -> str:
     """The README's configuration table, generated from the schema."""
@@ -327,6 +342,8 @@ def markdown_table() -> str:
         if section.name == "bot":
             for s in USER_KEYS:
                 row(f"users[].{s.key}", s)
+            for s in ROOM_KEYS:
+                row(f"rooms[].{s.key}", s)
     return "\n".join(rows) + "\n"
 
 

@@ -14,6 +14,7 @@ alert router) with an in-memory transport and the built-in plugins. Calls return
 everything they caused has been handled and delivered: no sleeps needed.
 
 * ``send(user, text)``: the messages queued for ``user`` because of it, one per reply;
+  ``send(user, text, room=ID, topic=T)``: sent in a group chat (answers go to ``room:ID``);
 * ``messages_to(user)``: every message queued for ``user`` so far;
 * ``sent``: every delivery ``(recipient, text)`` as the transport got it (coalesced);
 * ``lines(user)``: every line delivered to ``user``.
@@ -125,7 +126,8 @@ class Harness:
         await self.stop()
 
     async def restart(self) -> Harness:
-        """Stop, and start a new bot on the same data dir with the same plugins and config."""
+        """Stop, and start a new bot on the same data dir with the same plugins and the
+        same lcbot.toml (with what chat commands wrote into it: bindings, rooms)."""
         await self.stop()
         again = Harness(
             self.folder,
@@ -134,7 +136,7 @@ class Harness:
             self.config,
             self.builtins,
             self.identity,
-            self.toml,
+            self.app.config.path,
         )
         return await again.start()
 
@@ -158,15 +160,23 @@ class Harness:
         return next_id(self.app.db.conn) - 1
 
     async def send(
-        self, user: str, text: str, room: str | None = None, name: str | None = None
+        self,
+        user: str,
+        text: str,
+        room: str | None = None,
+        name: str | None = None,
+        topic: str | None = None,
     ) -> list[str]:
         """``user`` (a user name, or a contact id with ``identity="id"``; display name
-        ``name``) sends ``text``; returns the messages queued for ``user`` because of it."""
+        ``name``) sends ``text``; returns the messages queued for ``user`` because of it.
+        With ``room`` (a group chat id; its topic ``topic``) the message is sent in that
+        group, and the messages queued for ``room:<room>`` are returned."""
         await self.settle()
         last = self._last_id()
-        await self.transport.inject(user, text, room, name)
+        await self.transport.inject(user, text, room, name, topic)
         await self.settle()
-        return [t for _, r, t in self._rows_after(last) if r == user]
+        to = user if room is None else f"room:{room}"
+        return [t for _, r, t in self._rows_after(last) if r == to]
 
     async def alert(self, text: str, **fields: Any) -> Any:
         """Raise an alert (as ``bot.alert`` does) and wait until it is routed and delivered;
@@ -241,9 +251,12 @@ class TestBot:
     def _run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def send(self, user: str, text: str) -> list[str]:
-        """``user`` sends ``text``; returns the messages queued for ``user`` because of it."""
-        return self._run(self.harness.send(user, text))
+    def send(
+        self, user: str, text: str, room: str | None = None, topic: str | None = None
+    ) -> list[str]:
+        """``user`` sends ``text`` (in group chat ``room``, topic ``topic``, if given);
+        returns the messages queued for ``user`` (for ``room:<room>``) because of it."""
+        return self._run(self.harness.send(user, text, room, topic=topic))
 
     def alert(self, text: str, **fields: Any) -> Any:
         """Raise an alert (like ``bot.alert``) and wait until it is routed and delivered."""

@@ -322,6 +322,7 @@ def test_dedup_keys_outlive_a_short_keep(tmp_path):
 
     class People:
         directory = Directory([User("alice", Pri.ROOT)])
+        rooms = ()  # no group chat gets alerts
 
         def reachable(self, user):
             return True

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run_cmd", "run", "command"),
     "init": ("config_cmds", "init", "command"),
     "user": ("users", "app", "group"),
+    "room": ("rooms", "app", "group"),
     "config": ("config_cmds", "app", "group"),
     "plugins": ("plugins_cmds", "plugins_app", "group"),
     "commands": ("plugins_cmds", "commands_app", "group"),

@@ -50,6 +50,12 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
 
 
+def _room_label(room: dict) -> str:
+    """``room ops (4242@chatroom)`` for a room of an alert's outcome."""
+    topic, room_id = room.get("topic"), room.get("id")
+    return f"room {topic} ({room_id})" if topic else f"room {room_id}"
+
+
 def _age(text: str) -> float:
     from lcbot.durations import parse_duration
 
@@ -109,8 +115,9 @@ def recent(
     for a in items:
         outcome = a["state"]
         details = a["outcome"] or {}
-        if details.get("to"):
-            outcome += " to " + ", ".join(details["to"])
+        to = [*details.get("to", ()), *map(_room_label, details.get("rooms", ()))]
+        if to:
+            outcome += " to " + ", ".join(to)
         if details.get("muted"):
             outcome += " (muted: " + ", ".join(details["muted"]) + ")"
         text = (f"{a['title']}: " if a["title"] else "") + a["text"]

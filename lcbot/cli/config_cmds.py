@@ -127,6 +127,8 @@ def check(config_path: ConfigOption = None) -> None:
         f"  users: {len(cfg.users)} ({', '.join(f'{n} {k}' for k, n in counts.items())}; "
         f"{bound} bound to WeChat)"
     )
+    if cfg.rooms:
+        out.print(f"  rooms: {len(cfg.rooms)} group chat(s) get alerts (lcbot room list)")
     dirs = ", ".join(escape(str(d)) for d in cfg.plugins.dirs) or "none"
     out.print(f"  plugin dirs: {dirs}")
     if cfg.plugins.disable:

@@ -13,10 +13,11 @@ class Incoming:
     """A chat message as a transport received it.
 
     ``sender_id`` is the stable identity (WeChat contact id; the user name on the console),
-    ``sender_name`` the display name. ``room_id`` (and ``room_topic``, for humans) is set
-    for group chats. ``reply_to`` overrides where replies go (default: the sender's user
-    name). ``user`` names the lcbot user when the transport itself vouches for the sender
-    (the WeChat account's owner, ``[wechaty] self_user``).
+    ``sender_name`` the display name. ``room_id`` is set for group chats, ``room_topic``
+    (the group's name) when the transport knows it. ``reply_to`` overrides where replies
+    go (default: the sender's user name; ``room:<id>`` answers in the group). ``user``
+    names the lcbot user when the transport itself vouches for the sender (the WeChat
+    account's owner, ``[wechaty] self_user``).
     """
 
     sender_id: str

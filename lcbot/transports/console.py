@@ -9,6 +9,9 @@ stop_timeout`` at most) and exits 0.
 A file prints one line, ``[file for USER] NAME (SIZE bytes): PATH``. The outbox removes
 its copy once sent, so the console first links (or copies) it to
 ``<data_dir>/received/`` (0600; lcbot never deletes what is there): the path printed stays.
+A line ``[room:ID TOPIC] TEXT`` is ``TEXT`` sent in the group chat ``ID`` (named ``TOPIC``,
+optional), as an @-mention of the bot in a WeChat group; answers go to the group
+(printed ``→ room:ID: …``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -30,6 +34,7 @@ log = logging.getLogger("lcbot.console")
 
 PIPED_PATIENCE = 1.0  # seconds a piped line's command may take before the next line is read
 RECEIVED = "received"  # beside the outbox's files folder: where printed files stay
+ROOM_LINE = re.compile(r"\[room:([^\s\]]+)(?:\s+([^\]]*))?\]\s*(.*)", re.S)
 
 
 class ConsoleTransport(Transport):
@@ -81,7 +86,7 @@ class ConsoleTransport(Transport):
         running: set[asyncio.Task[None]] = set()
         try:
             while (line := await queue.get()) is not None:
-                incoming = Incoming(self.user, self.user, line.rstrip("\r\n"))
+                incoming = self.incoming(line.rstrip("\r\n"))
                 task = asyncio.create_task(on_message(incoming))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -89,6 +94,17 @@ class ConsoleTransport(Transport):
                     await asyncio.wait({task}, timeout=PIPED_PATIENCE)
         finally:
             self.finished.set()  # the bot stops; it waits for running commands, bounded
+
+    def incoming(self, line: str) -> Incoming:
+        """The message a line of input is: from the console's user, privately or in a
+        group chat (``[room:ID TOPIC] TEXT``)."""
+        room = ROOM_LINE.fullmatch(line)
+        if room is None:
+            return Incoming(self.user, self.user, line)
+        room_id, topic, text = room.groups()
+        return Incoming(
+            self.user, self.user, text, room_id, f"room:{room_id}", (topic or "").strip() or None
+        )
 
     async def send(self, address: Address, text: str) -> None:
         from rich.markup import escape

@@ -49,9 +49,16 @@ class MemoryTransport(Transport):
         self.sent_count += 1
 
     async def inject(
-        self, sender: str, text: str, room_id: str | None = None, name: str | None = None
+        self,
+        sender: str,
+        text: str,
+        room_id: str | None = None,
+        name: str | None = None,
+        topic: str | None = None,
     ) -> None:
         """Deliver a message from ``sender`` (a user name or contact id; display name
-        ``name``, default ``sender``) and wait until it is handled."""
+        ``name``, default ``sender``) and wait until it is handled. With ``room_id`` it
+        was sent in that group chat (topic ``topic``), and answers go there, as on WeChat."""
         assert self.on_message is not None, "transport not started"
-        await self.on_message(Incoming(sender, name or sender, text, room_id))
+        reply_to = None if room_id is None else f"room:{room_id}"
+        await self.on_message(Incoming(sender, name or sender, text, room_id, reply_to, topic))

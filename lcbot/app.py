@@ -16,11 +16,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from lcbot.alerts import Alert, AlertSettings
@@ -31,7 +28,6 @@ from lcbot.db import DB_NAME, Database, transaction
 from lcbot.db import alerts as alerts_sql
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
-from lcbot.errors import LcbotError
 from lcbot.fallback import Fallback, load_apprise
 from lcbot.files import FileStore
 from lcbot.handlers import Runner
@@ -40,6 +36,7 @@ from lcbot.message import Feed
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder, attempt
 from lcbot.plugins import PluginHost, load_host
+from lcbot.process import data_dir_lock, signal_handlers
 from lcbot.retention import Retention
 from lcbot.roster import Roster
 from lcbot.router import AlertRouter
@@ -51,57 +48,6 @@ from lcbot.watchdog import LoopWatchdog
 from lcbot.workers import HandlerPool
 
 log = logging.getLogger("lcbot.app")
-
-
-@contextlib.contextmanager
-def data_dir_lock(data_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``data_dir`` so that two bots never share one outbox.
-
-    The folder is created 0700 and the lock file 0600 (looser existing ones are tightened,
-    see ``lcbot.db.private_dir``); ``ConfigError`` when the folder cannot be created."""
-    import fcntl
-
-    from lcbot.db import private_dir, private_file
-    from lcbot.errors import ConfigError
-
-    lock = data_dir / "lcbot.lock"
-    try:
-        warning = private_dir(data_dir)
-        private_file(lock)
-        handle = open(lock, "a")  # noqa: SIM115 - closed by the with block below
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot use the data dir {data_dir} (check [bot] data_dir): "
-            f"{exc.strerror or exc}: {exc.filename or lock}"
-        ) from None
-    if warning:
-        log.warning("%s", warning)
-    with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LcbotError(
-                f"another lcbot is running with the data dir {data_dir}; stop it first"
-            ) from None
-        yield  # closing the file releases the lock
-
-
-@contextlib.contextmanager
-def signal_handlers(on_signal: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``on_signal`` on the loop; the previous handlers come back."""
-    loop = asyncio.get_running_loop()
-    saved = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            previous = signal.getsignal(sig)
-            loop.add_signal_handler(sig, on_signal)
-            saved[sig] = previous
-    try:
-        yield
-    finally:
-        for sig, previous in saved.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, previous)
 
 
 class App:
@@ -122,7 +68,10 @@ class App:
         self.roster = Roster(config.users, transport.identity, config.path, config.rooms)
         feed = Feed()
         pacing = Pacing.from_settings(settings["ratelimit"], transport.paced)
-        files = FileStore(config.bot.data_dir, settings["files"]["max_size"])
+        max_size, limit_by = settings["files"]["max_size"], "[files] max_size"
+        if transport.max_file_size is not None and transport.max_file_size < max_size:
+            max_size, limit_by = transport.max_file_size, f"what {transport.name} carries"
+        files = FileStore(config.bot.data_dir, max_size, limit_by)
         self.outbox = Outbox(
             self.db, feed, max_text=pacing.max_chars * pacing.max_parts, files=files
         )

@@ -36,7 +36,7 @@ from lcbot.backlog import Backlog, Loader
 from lcbot.files import FileStore
 from lcbot.message import Feed, Message
 from lcbot.text import split_text
-from lcbot.transports.base import Address
+from lcbot.transports.base import Address, Undeliverable
 
 log = logging.getLogger("lcbot.drainer")
 
@@ -69,10 +69,6 @@ class Link(Protocol):
     def send(self, address: Address, text: str) -> Awaitable[None]: ...
 
     def send_file(self, address: Address, path: Path, name: str) -> Awaitable[None]: ...
-
-
-class Undeliverable(Exception):
-    """A send that no retry can fix: the message is dead at once."""
 
 
 @dataclass(frozen=True)

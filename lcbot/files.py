@@ -68,9 +68,10 @@ def describe_size(size: int) -> str:
 class FileStore:
     """The ``files`` folder of a data dir; every method is safe from any thread."""
 
-    def __init__(self, data_dir: Path, max_size: int) -> None:
+    def __init__(self, data_dir: Path, max_size: int, limit_by: str = "[files] max_size") -> None:
         self.folder = data_dir / FOLDER
         self.max_size = max_size
+        self.limit_by = limit_by  # what sets the limit, named in the error
 
     def path(self, key: str) -> Path:
         return self.folder / key
@@ -87,11 +88,12 @@ class FileStore:
             size = os.fstat(src.fileno()).st_size
             shown = clean_name(name, clean_name(path.name))
             self._check(size, shown)
-            return self._write(lambda out: _copy(src, out, self.max_size, shown), shown)
+            limit = (self.max_size, self.limit_by)
+            return self._write(lambda out: _copy(src, out, limit, shown), shown)
 
     def _check(self, size: int, name: str) -> None:
         if size > self.max_size:
-            raise FileTooLarge(_too_large(name, size, self.max_size))
+            raise FileTooLarge(_too_large(name, size, self.max_size, self.limit_by))
 
     def _write(self, fill, name: str) -> Stored:
         from lcbot.db import private_dir
@@ -135,20 +137,17 @@ class FileStore:
         return gone
 
 
-def _copy(src, out, limit: int, name: str) -> None:
+def _copy(src, out, limit: tuple[int, str], name: str) -> None:
     copied = 0
     while chunk := src.read(CHUNK):
         copied += len(chunk)
-        if copied > limit:  # the file grew while it was copied
-            raise FileTooLarge(_too_large(name, copied, limit))
+        if copied > limit[0]:  # the file grew while it was copied
+            raise FileTooLarge(_too_large(name, copied, *limit))
         out.write(chunk)
 
 
-def _too_large(name: str, size: int, limit: int) -> str:
-    return (
-        f"file {name} is {describe_size(size)}; the limit is {describe_size(limit)} "
-        "([files] max_size)"
-    )
+def _too_large(name: str, size: int, limit: int, limit_by: str) -> str:
+    return f"file {name} is {describe_size(size)}; the limit is {describe_size(limit)} ({limit_by})"
 
 
 def _sync_dir(folder: Path) -> None:

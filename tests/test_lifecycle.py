@@ -14,8 +14,8 @@ import time
 import pytest
 
 from lcbot import hookimpl
-from lcbot.app import data_dir_lock
 from lcbot.errors import LcbotError
+from lcbot.process import data_dir_lock
 from lcbot.testing import Harness
 from lcbot.transports.memory import MemoryTransport
 from tests.procs import bots, make_project

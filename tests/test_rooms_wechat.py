@@ -1,18 +1,16 @@
 """End to end on WeChat: a group chat set with ``@bot room alerts LEVEL`` gets alerts from
 another process (``lcbot alert``), through a real ``lcbot run --transport wechaty`` and the
-real Node puppet-service test server (the fixtures of ``tests/test_wechaty_e2e.py``)."""
+real Node puppet-service test server (the ``server`` and ``wechat_bot`` fixtures)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lcbot import config
-from tests import test_wechaty_e2e as wechat
 from tests.procs import lcbot
-from tests.test_wechaty_e2e import BOB, CAROL, ME, ROOM, project_with_users, texts_to, wait_text
+from tests.wechat_kit import BOB, CAROL, ME, ROOM, project_with_users, texts_to, wait_text
 
 pytestmark = pytest.mark.wechat
-server, wechat_bot = wechat.server, wechat.wechat_bot  # the fixtures, used by name
 
 
 def test_a_group_set_by_an_admin_gets_alerts_on_wechat(server, wechat_bot, tmp_path):
@@ -23,7 +21,7 @@ def test_a_group_set_by_an_admin_gets_alerts_on_wechat(server, wechat_bot, tmp_p
     server.say_in_room(ROOM, BOB, "room alerts warning", mention=True)
     wait_text(server, ROOM, lambda t: t.endswith("now gets warning and critical alerts"), "set")
     (room,) = config.load(project / "lcbot.toml").rooms
-    assert (room.id, room.alerts) == (ROOM, "warning")
+    assert (room.id, room.topic, room.alerts) == (ROOM, "ops", "warning")  # topic from WeChat
 
     for text, level in (("backup done", "info"), ("replica lag", "warning")):
         result = lcbot(project, "alert", text, "--level", level)

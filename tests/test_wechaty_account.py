@@ -264,3 +264,82 @@ def test_a_tls_gateway_is_named_with_its_fix(tmp_path):
         finally:
             bot.stop()
             bot.log.close()
+
+
+FILES_PLUGIN = """
+from lcbot import hookimpl
+
+
+@hookimpl
+def register_commands(registry):
+    @registry.command("chart")
+    def chart(ctx):
+        ctx.reply_file(bytes(range(256)) * 1000, name="disk.png")
+
+    @registry.command("huge")
+    def huge(ctx):
+        ctx.reply_file(b"x" * (3 * 1024 * 1024), name="huge.bin")
+"""
+
+
+def test_files_go_out_as_filebox_through_the_outbox(server, wechat_bot, tmp_path):
+    import hashlib
+
+    project = project_with_users(tmp_path / "p")
+    (project / "plugins" / "files.py").write_text(FILES_PLUGIN)
+    bot = wechat_bot(project)
+    server.say(ME, "chart")
+    sent = wait_until(
+        lambda: next((m for m in server.sent() if m.get("name") == "disk.png"), None),
+        "the file sent to me",
+        WAIT,
+    )
+    data = bytes(range(256)) * 1000
+    assert sent["to"] == ME and sent["size"] == len(data)
+    assert sent["sha256"] == hashlib.sha256(data).hexdigest()
+    wait_until(lambda: not list((project / ".lcbot" / "files").iterdir()), "the copy removed", WAIT)
+    server.say(ME, "huge")  # above what a puppet service carries (4 MiB gRPC, base64)
+    wait_text(server, ME, lambda t: "huge failed" in t and "limit" in t, "the size refusal")
+    assert not any(m.get("name") == "huge.bin" for m in server.sent())
+    assert "Traceback" not in bot.output
+
+
+def test_lcbot_wechat_qr_shows_the_running_bots_code(server, wechat_bot, tmp_path):
+    project = project_with_users(tmp_path / "p")
+    bot = wechat_bot(project)
+    shown = lcbot(project, "wechat", "qr")
+    assert shown.returncode == 1 and "logged in as LcBot (wxid_lcbot)" in shown.stdout
+    server.logout()
+    bot.wait_log(r"logged out of WeChat")
+    server.scan("Waiting", "https://login.weixin.qq.com/l/qr-for-cli")
+    bot.wait_log(r"Scan with WeChat to log in to lcbot")
+    shown = lcbot(project, "wechat", "qr")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "Scan with WeChat to log in to lcbot" in shown.stdout
+    assert "https://wechaty.js.org/qrcode/https%3A%2F%2Flogin.weixin.qq.com%2Fl%2Fqr-for-cli" in (
+        shown.stdout
+    )
+    as_json = json.loads(lcbot(project, "wechat", "qr", "--json").stdout)
+    assert as_json["state"] == "awaiting_scan" and as_json["qrcode"].endswith("qr-for-cli")
+    server.login(BOT, BOT_NAME)
+    bot.wait_logged_in(count=2)
+
+
+def test_the_login_link_reaches_the_fallback_while_logged_out(server, wechat_bot, tmp_path):
+    from tests.test_alerts_e2e import http_recorder
+
+    with http_recorder() as (port, bodies):
+        extra = f'\n[alerts]\nfallback_after = 0.5\nfallback_urls = ["json://127.0.0.1:{port}/"]\n'
+        project = project_with_users(tmp_path / "p", CONFIG + extra)
+        bot = wechat_bot(project)
+        server.logout()
+        server.scan("Waiting", "https://login.weixin.qq.com/l/fallback-code")
+        bot.wait_log(r"the WeChat login link was sent to the fallback")
+        (body,) = [b for b in bodies if "fallback-code" in b]
+        payload = json.loads(body)
+        assert payload["title"] == "testbot: WeChat login"
+        assert "scan https://wechaty.js.org/qrcode/" in payload["message"]
+        time.sleep(1.5)  # checked every second: the same link is not sent again
+        assert len([b for b in bodies if "fallback-code" in b]) == 1
+        server.login(BOT, BOT_NAME)
+        bot.wait_logged_in(count=2)

@@ -12,7 +12,6 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -74,25 +73,19 @@ def test_friend_request_loads_and_accepts(wechaty_env: WechatyMockServer) -> Non
 
 
 def test_room_invitation_loads_and_accepting_joins_the_room(
-    wechaty_env: WechatyMockServer, monkeypatch: pytest.MonkeyPatch
+    wechaty_env: WechatyMockServer,
 ) -> None:
-    """Two python-wechaty 0.10.7 bugs are worked around here (the server's payload is
-    fine): ``RoomInvitation.load()`` builds the base class, not the bot's subclass, so it
-    has no puppet ("puppet not set"); and ``PuppetService.room_invitation_payload()``
-    rebuilds its (already typed) response from ``to_dict()``'s camelCase keys, a
-    TypeError ("unexpected keyword argument 'inviterId'")."""
+    """As the 'room-invite' event hands it over: ``bot.RoomInvitation.load(id)``. Two
+    python-wechaty 0.10.7 bugs made this fail, fixed by wechaty_compat: ``load()`` built
+    the base class, which has no puppet ("puppet not set"), and
+    ``room_invitation_payload()`` rebuilt its response from ``to_dict()``'s camelCase keys
+    (TypeError: "unexpected keyword argument 'inviterId'")."""
     server = wechaty_env
-    from wechaty_puppet_service.puppet import PuppetService
-
-    async def room_invitation_payload(self: Any, room_invitation_id: str, payload: Any = None):
-        return await self.puppet_stub.room_invitation_payload(id=room_invitation_id)
-
-    monkeypatch.setattr(PuppetService, "room_invitation_payload", room_invitation_payload)
 
     async def scenario() -> None:
         async with Bot(server) as bot:
             iid = server.room_invite(NEW_ROOM, ALICE, topic="night shift")
-            invitation = bot.wechaty.RoomInvitation(iid)  # what load() should return
+            invitation = bot.wechaty.RoomInvitation.load(iid)
             inviter = await asyncio.wait_for(invitation.inviter(), WAIT)
             assert inviter.contact_id == ALICE
             assert await asyncio.wait_for(invitation.topic(), WAIT) == "night shift"

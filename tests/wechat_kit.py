@@ -99,7 +99,8 @@ class WeChatBot:
 
 def texts_to(server: WechatyMockServer, contact: str) -> list[str]:
     """Every line the bot sent to ``contact`` (coalesced messages split)."""
-    return [line for m in server.sent() if m["to"] == contact for line in m["text"].split("\n")]
+    sent = [m.get("text") or "" for m in server.sent() if m["to"] == contact]  # files: no text
+    return [line for text in sent for line in text.split("\n")]
 
 
 def wait_text(server: WechatyMockServer, contact: str, predicate, what: str) -> str:

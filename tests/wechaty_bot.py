@@ -85,7 +85,7 @@ class Bot:
     wechaty: Any = None
     task: asyncio.Task[None] | None = None
 
-    login: bool = True  # log the account in once the bot's connect (Stop, Start) is done
+    login: bool = True  # (re)log the account in once the bot's Start is done
 
     async def __aenter__(self) -> Bot:
         wechaty_compat.apply()
@@ -106,7 +106,8 @@ class Bot:
         starts = self.server.health()["clientStarts"]
         self.task = asyncio.create_task(self.wechaty.start())
         try:
-            # python-wechaty connects with Stop then Start: the Stop logs the account out
+            # with wechaty_compat python-wechaty connects with Start only (no Stop): the
+            # login the server has is kept; `login` makes sure the account is logged in
             await self.server.wait_health_async(lambda h: h["clientStarts"] > starts, WAIT)
             if self.login:
                 self.server.login(BOT, BOT_NAME)  # the owner scans the QR code again

@@ -43,6 +43,10 @@ class Address:
     label: str
 
 
+class Undeliverable(Exception):
+    """A send that no retry can fix (raised by ``send``/``send_file``): dead at once."""
+
+
 OnMessage = Callable[[Incoming], Awaitable[None]]
 # (contact id, display name, greeting) → the user that contact is (now) bound to, or None
 AdmitContact = Callable[[str, str, str], Awaitable[str | None]]
@@ -63,6 +67,8 @@ class Transport:
     * ``finished``: set by a transport whose input has ended (console EOF): the bot stops.
     * ``identity``: ``"id"`` to recognise users by ``wxid``, ``"name"`` by user name.
     * ``paced``: whether WeChat's pace applies by default (``[ratelimit]``).
+    * ``max_file_size``: the largest file the backend can carry (``[files] max_size`` is
+      lowered to it).
     * ``admit_contact`` / ``may_invite``: set by the app before ``start``; how a transport
       answers friend requests and group invitations (None: it ignores them).
     """
@@ -70,6 +76,7 @@ class Transport:
     name = "base"
     identity = "name"
     paced = False
+    max_file_size: int | None = None  # bytes the backend takes in one file (None: no limit)
     admit_contact: AdmitContact | None = None
     may_invite: MayInvite | None = None
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lcbot.errors import ConfigError
-from lcbot.transports.base import Address, OnMessage, Transport
+from lcbot.transports.base import Address, OnMessage, Transport, Undeliverable
 from lcbot.transports.wechaty_inbound import FILE_TRANSFER, OwnEcho, incoming
 from lcbot.transports.wechaty_liveness import Liveness
 from lcbot.transports.wechaty_login import LoginTracker
@@ -41,6 +41,9 @@ __all__ = ["ENDPOINT_ENV", "TOKEN_ENV", "WechatySettings", "WechatyTransport"]
 log = logging.getLogger("lcbot.wechaty")
 
 RECEIVE = 2  # wechaty-puppet's FriendshipType.Receive: someone asks to be a friend
+# A file travels base64 in one gRPC message, and PuppetServer keeps grpc-js's default
+# limit of 4 MiB per message: 3 MiB of file, less room for the name and the framing.
+MAX_FILE_SIZE = 3 * 1024 * 1024 - 64 * 1024
 NO_TLS = "WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_SERVER=true"
 
 
@@ -61,6 +64,7 @@ def free_port() -> int:
 class WechatyTransport(Transport):
     name = "wechaty"
     paced = True  # WeChat throttles senders: the drainer uses WeChat's pace by default
+    max_file_size = MAX_FILE_SIZE
 
     def __init__(self, settings: WechatySettings, data_dir: Path) -> None:
         super().__init__()
@@ -293,6 +297,8 @@ class WechatyTransport(Transport):
 
         target = await self._target(address)
         data = await asyncio.to_thread(path.read_bytes)
+        if len(data) > MAX_FILE_SIZE:  # stored under a larger limit by an earlier run
+            raise Undeliverable(f"{name} is {len(data):,} bytes; WeChat takes {MAX_FILE_SIZE:,}")
         await self._timed(target.say(FileBox.from_base64(base64.b64encode(data), name)), address)
 
     async def _timed(self, sending: Any, address: Address) -> None:

@@ -42,11 +42,11 @@ def _patch_puppet_service() -> None:
 
     @functools.wraps(cls.start)
     async def start(self: Any) -> None:
-        # upstream's reader calls stop() + start() when the stream ends: after a close,
-        # start() does nothing, so the reader returns and the caller decides what follows
-        if getattr(self, "_lcbot_closed", False) or getattr(self, "_lcbot_started", False):
+        # upstream's reader calls stop() + start() when the stream ends: from there start()
+        # does nothing, so the reader returns and the caller decides what follows
+        if getattr(self, "_lcbot_reading", False):
             return
-        self._lcbot_started = True
+        self._lcbot_closed = False
         # upstream looks the endpoint up and probes it with blocking calls (the lookup
         # without a timeout) on the event loop: do both in a thread
         if not self.options.end_point:
@@ -58,12 +58,15 @@ def _patch_puppet_service() -> None:
 
     @functools.wraps(listen_for_event)
     async def _listen_for_event(self: Any) -> None:
+        self._lcbot_reading = True
         try:
             await listen_for_event(self)
         except Exception:
             if getattr(self, "_lcbot_closed", False):
                 return  # the channel was closed by stop(): the end of the stream is expected
             raise
+        finally:
+            self._lcbot_reading = False
 
     @functools.wraps(cls.stop)
     async def stop(self: Any) -> None:

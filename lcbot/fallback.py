@@ -3,7 +3,8 @@ seconds, critical alerts waiting in the outbox are also sent to ``[alerts] fallb
 through apprise (optional extra ``lcbot[apprise]``: WeCom bots, e-mail, …). Each alert
 message goes to the fallback once; the chat copy is still delivered when the transport
 is back. While the transport waits for a login scan that long, the login link is sent
-there too (once per link), so root can log the bot back in from anywhere.
+there too (once per down period: a puppet issues a new code every few minutes), so root can
+log the bot back in from anywhere.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Fallback:
         now = self.clock()
         if self.ready():
             self.down_since = None
+            self.link_sent = None
             return 0
         if self.down_since is None:
             self.down_since = now
@@ -109,7 +111,7 @@ class Fallback:
 
     async def _send_login_link(self, down_for: float) -> None:
         link = self.login_link()
-        if not link or link == self.link_sent:
+        if not link or self.link_sent:
             return
         body = f"logged out of WeChat for {down_for:.0f} s: scan {link} to log the bot back in"
         ok = await asyncio.to_thread(self.notifier.notify, title=self.login_title, body=body)

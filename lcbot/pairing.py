@@ -116,13 +116,19 @@ def attempt(db: sqlite3.Connection, contact: str, text: str, now: float | None =
 
 
 def code_in(greeting: str) -> str | None:
-    """The first code-shaped word of a friend request's greeting (``bind ABCDE-FGHJK``,
-    ``abcde fghjk``, …), or None when it holds nothing like a code."""
+    """The code-shaped word of a friend request's greeting (``bind ABCDE-FGHJK``,
+    ``abcde fghjk``, …), or None when it holds nothing like a code. Of several, the one
+    after "bind", else one written like a code (a dash or a digit), else the first."""
     import re
 
     chars = f"[{ALPHABET}{ALPHABET.lower()}]"
-    match = re.search(rf"(?<![0-9A-Za-z]){chars}{{5}}[- ]?{chars}{{5}}(?![0-9A-Za-z])", greeting)
-    return match.group(0) if match else None
+    shape = rf"(?<![0-9A-Za-z]){chars}{{5}}[- ]?{chars}{{5}}(?![0-9A-Za-z])"
+    after_bind = re.search(rf"\bbind\s+({shape})", greeting, re.IGNORECASE)
+    if after_bind:
+        return after_bind.group(1)
+    found = re.findall(shape, greeting)
+    coded = [c for c in found if "-" in c or any(ch.isdigit() for ch in c)]
+    return (coded or found or [None])[0]
 
 
 class Binder:

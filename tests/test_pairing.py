@@ -183,6 +183,9 @@ def test_code_in_a_friend_request_greeting():
         assert pairing.normalize(pairing.code_in(greeting) or "") == "ABCDEFGHJK", greeting
     for greeting in ("", "hello, I am alice", "ABCDEFGHJKLM", "call 1234567890"):
         assert pairing.code_in(greeting) is None, greeting
+    # a name of ten letters is not taken for the code
+    assert pairing.code_in(f"I am Steve Unger, bind {code}") == code
+    assert pairing.code_in(f"Steve Unger here: {code}") == code
 
 
 def test_friend_request_admission_binds_and_shares_the_throttle(tmp_path):

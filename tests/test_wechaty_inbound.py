@@ -8,7 +8,7 @@ import io
 import json
 import stat
 
-from lcbot.transports.wechaty_inbound import OwnEcho, strip_quote
+from lcbot.transports.wechaty_inbound import Owner, strip_quote
 from lcbot.transports.wechaty_liveness import Liveness
 from lcbot.transports.wechaty_login import QR_LIFETIME, LoginTracker
 
@@ -22,13 +22,32 @@ def test_quote_reply_is_the_reply_alone():
     assert strip_quote("「not a quote」 status") == "「not a quote」 status"
 
 
-def test_own_echo_is_recognised_for_a_while():
-    echo = OwnEcho(keep=60)
-    echo.remember("unknown command 'x' — send help\n")
-    assert echo.is_echo("unknown command 'x' — send help")
-    assert not echo.is_echo("status")
-    echo.keep = -1
-    assert not echo.is_echo("unknown command 'x' — send help")
+def test_the_owners_echo_is_recognised_even_when_the_puppet_alters_it(tmp_path):
+    owner = Owner(tmp_path, keep=60)
+    owner.remember("unknown command 'x' — send help\n")
+    assert owner.is_echo("unknown command 'x' — send help")
+    owner.remember("a & b\nline  two")
+    assert owner.is_echo("a &amp; b<br/>line two")
+    assert not owner.is_echo("status")
+    owner.keep = -1
+    assert not owner.is_echo("unknown command 'x' — send help")
+
+
+def test_the_owner_account_is_trusted_on_first_use(tmp_path):
+    owner = Owner(tmp_path)
+    owner.logged_in("wxid_me")
+    assert owner.trusted
+    assert stat.S_IMODE((tmp_path / "wechat-owner.json").stat().st_mode) == 0o600
+    later = Owner(tmp_path)  # a restart: the same account
+    later.logged_in("wxid_me")
+    assert later.trusted
+    later.logged_in("wxid_someone_else")  # scanned the login QR with their own WeChat
+    assert not later.trusted
+
+
+def test_owner_commands_are_capped_per_minute(tmp_path):
+    owner = Owner(tmp_path, per_minute=3)
+    assert [owner.allow() for _ in range(5)] == [True, True, True, False, False]
 
 
 class Clock:

@@ -57,6 +57,9 @@ OWN_FILES = frozenset(
         "pairing.key",
         "files",  # lcbot.files: file messages waiting to be sent
         "received",  # the console's copies of files it printed
+        "wechat-login.json",  # the WeChat login state (lcbot.login_file)
+        "login-qr.png",
+        "wechat-owner.json",  # the account [wechaty] self_user trusts
     }
 )
 RECOVERY = 'see "Recovering a damaged database" in lcbot\'s README'

@@ -26,7 +26,7 @@ from typing import Any
 
 from lcbot.errors import ConfigError
 from lcbot.transports.base import Address, OnMessage, Transport, Undeliverable
-from lcbot.transports.wechaty_inbound import FILE_TRANSFER, OwnEcho, incoming
+from lcbot.transports.wechaty_inbound import FILE_TRANSFER, Owner, incoming
 from lcbot.transports.wechaty_liveness import Liveness
 from lcbot.transports.wechaty_login import LoginTracker
 from lcbot.transports.wechaty_settings import (
@@ -45,6 +45,7 @@ RECEIVE = 2  # wechaty-puppet's FriendshipType.Receive: someone asks to be a fri
 # limit of 4 MiB per message: 3 MiB of file, less room for the name and the framing.
 MAX_FILE_SIZE = 3 * 1024 * 1024 - 64 * 1024
 NO_TLS = "WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_SERVER=true"
+LOGIN_GRACE = 2.0  # seconds after the stream is up in which a logged-in service says so
 
 
 def import_wechaty() -> None:
@@ -74,12 +75,14 @@ class WechatyTransport(Transport):
         self.logged_in_as: str | None = None
         self.down_since: float | None = time.monotonic()
         self.reason: str | None = None  # why the last connection attempt failed
+        self.attempts = 0  # connection attempts since the start
         self.login = LoginTracker(data_dir)
-        self.liveness = Liveness(settings.liveness, self._ding, self._reconnect)
-        self.echo = OwnEcho()
+        self.liveness = Liveness(settings.liveness, self._ding, self._reconnect, self._attached)
+        self.owner = Owner(data_dir)
         self._bot: Any = None
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncio.Task[None] | None = None
+        self._dropping = False  # the liveness check cancelled the connection
         self._stopping = False
         self._on_message: OnMessage | None = None
 
@@ -95,7 +98,14 @@ class WechatyTransport(Transport):
         adopt_wechaty_loggers(self.settings.token)
         self._on_message = on_message
         self._task = asyncio.create_task(self._supervise(), name="lcbot-wechaty")
+        self._task.add_done_callback(self._supervisor_ended)
         self.liveness.start()
+
+    def _supervisor_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("the WeChat connection supervisor failed: %s: %s", type(exc).__name__, exc)
+            self.reason = f"the connection supervisor failed: {type(exc).__name__}"
 
     def _new_bot(self) -> Any:
         from wechaty import Wechaty, WechatyOptions
@@ -123,26 +133,35 @@ class WechatyTransport(Transport):
         delay = 1.0
         endpoint = self.settings.endpoint or "(found by token)"
         while not self._stopping:
-            bot = self._bot = self._new_bot()
             started = time.monotonic()
+            self.attempts += 1
             self.login.connecting()
-            log.info("connecting to the puppet service at %s", endpoint)
-            self._connection = asyncio.create_task(self._connect(bot))
+            # after a failure, the next attempts are quiet until the reason changes
+            log.log(
+                logging.INFO if self.reason is None else logging.DEBUG,
+                "connecting to the puppet service at %s",
+                endpoint,
+            )
+            bot = None
             try:
+                bot = self._bot = self._new_bot()
+                self._connection = asyncio.create_task(self._connect(bot))
                 await self._connection
                 if not self._stopping:
                     self._failed("the puppet service closed the event stream")
             except asyncio.CancelledError:
-                if self._stopping or not self._connection.cancelled():
-                    raise
-                # cancelled by the liveness check: reconnect (logged there)
+                if not self._dropping or self._stopping:
+                    raise  # the supervisor itself is cancelled
+                # only the connection was cancelled (liveness): reconnect (logged there)
             except Exception as exc:
                 if not self._stopping:
-                    self._failed(describe_failure(exc, endpoint, self.settings.token_env))
+                    self._failed(describe_failure(exc, endpoint, self.settings))
             finally:
+                self._dropping = False
                 self.liveness.disconnected()
                 self._mark_down()
-                await self._close(bot)
+                if bot is not None:
+                    await self._close(bot)
             if self._stopping:
                 return
             if time.monotonic() - started > 60:
@@ -164,11 +183,26 @@ class WechatyTransport(Transport):
         self.reason = reason
         self.login.connecting(reason)
 
+    def _attached(self) -> None:
+        """The event stream is up; if no login follows soon, say what lcbot waits for."""
+        self.reason = None
+        asyncio.get_running_loop().call_later(LOGIN_GRACE, self._check_login)
+
+    def _check_login(self) -> None:
+        if self.ready or self._stopping or self.login.state not in ("connecting", "error"):
+            return
+        log.warning(
+            "connected to the puppet service; WeChat is not logged in: waiting for the "
+            "service's login QR code (`lcbot wechat qr` shows it)"
+        )
+        self.login.logged_out()
+
     def _reconnect(self, why: str) -> None:
         """Drop the current connection (the supervisor connects again)."""
         log.warning("WeChat: %s; reconnecting", why)
         self.reason = why
         if self._connection is not None and not self._connection.done():
+            self._dropping = True
             self._connection.cancel()
 
     async def _ding(self) -> None:
@@ -202,6 +236,8 @@ class WechatyTransport(Transport):
         self.down_since = None
         self.reason = None
         self.login.logged_in(self.logged_in_as)
+        if self.settings.self_user:
+            self.owner.logged_in(contact.contact_id)
         log.warning("logged in to WeChat as %s", self.logged_in_as)
         self.set_ready(True)
 
@@ -231,7 +267,7 @@ class WechatyTransport(Transport):
 
     async def _on_wechat_message(self, msg: Any) -> None:
         try:
-            message = await incoming(msg, self.settings, self._bot, self.echo)
+            message = await incoming(msg, self.settings, self._bot, self.owner)
         except Exception:
             log.exception("could not read a WeChat message")
             return
@@ -289,7 +325,7 @@ class WechatyTransport(Transport):
     async def send(self, address: Address, text: str) -> None:
         target = await self._target(address)
         if address.kind == "contact" and address.id == FILE_TRANSFER:
-            self.echo.remember(text)  # its echo is the owner's own message: not a command
+            self.owner.remember(text)  # its echo is the owner's own message: not a command
         await self._timed(target.say(text), address)
 
     async def send_file(self, address: Address, path: Path, name: str) -> None:
@@ -317,22 +353,31 @@ class WechatyTransport(Transport):
             "logged_in_as": self.logged_in_as,
             "down_since": self.down_since,
             "reason": self.reason,
+            "attempts": self.attempts,
             "login": self.login.status(),
             "liveness": self.liveness.status(),
         }
 
 
-def describe_failure(exc: BaseException, endpoint: str, token_env: str) -> str:
-    """One line saying why connecting failed, and what to do about it."""
+def describe_failure(exc: BaseException, endpoint: str, settings: WechatySettings) -> str:
+    """One line saying why connecting failed, and what to do about it (never the token)."""
     name = type(exc).__name__
-    if isinstance(exc, OSError):
-        return f"cannot reach the puppet service at {endpoint}: {exc.strerror or exc}"
     status = getattr(getattr(exc, "status", None), "name", "")
-    if status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return f"the puppet service at {endpoint} refused the token in ${token_env}"
-    if name in ("StreamTerminatedError", "ProtocolError") or "Connection lost" in str(exc):
-        return (
+    if isinstance(exc, OSError):
+        reason = f"cannot reach the puppet service at {endpoint}: {exc.strerror or exc}"
+    elif status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        reason = f"the puppet service at {endpoint} refused the token in ${settings.token_env}"
+    elif status == "ALREADY_EXISTS":
+        reason = (
+            f"the puppet service at {endpoint} serves another client's event stream (one at "
+            "a time: another lcbot or Wechaty client, or a dropped connection not yet noticed)"
+        )
+    elif name in ("StreamTerminatedError", "ProtocolError") or "Connection lost" in str(exc):
+        reason = (
             f"the puppet service at {endpoint} dropped the connection ({exc or name}); if it "
             f"speaks TLS, start the gateway with {NO_TLS} (`lcbot wechat doctor` checks it)"
         )
-    return f"puppet service connection failed: {name}: {exc}"
+    else:
+        reason = f"puppet service connection failed: {name}: {exc}"
+    token = settings.token
+    return reason.replace(token, "***") if token else reason

@@ -28,8 +28,10 @@ class Liveness:
         quiet_limit: float,
         ding: Callable[[], Awaitable[None]],
         reconnect: Callable[[str], None],
+        attached: Callable[[], None] = lambda: None,
     ) -> None:
         self.quiet_limit = quiet_limit
+        self.attached = attached  # called at a connection's first event
         self.ding = ding
         self.reconnect = reconnect
         self.last_event: float | None = None  # monotonic time of the last event
@@ -39,11 +41,13 @@ class Liveness:
         self.last_probe: str | None = None
         self._suspect = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="lcbot-wechaty-liveness")
 
     async def stop(self) -> None:
+        self._stopped = True  # also ends the loop if a cancel is lost (wait_for, < 3.12)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -56,7 +60,10 @@ class Liveness:
         emit = stream.emit
 
         def emit_and_note(event: str, *args: Any, **kwargs: Any) -> Any:
+            first = self.last_event is None
             self.last_event = time.monotonic()
+            if first:
+                self.attached()
             return emit(event, *args, **kwargs)
 
         stream.emit = emit_and_note
@@ -75,7 +82,7 @@ class Liveness:
 
     async def _watch(self) -> None:
         tick = min(self.quiet_limit / 4, 5.0)
-        while True:
+        while not self._stopped:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._suspect.wait(), tick)
             suspect = self._suspect.is_set()

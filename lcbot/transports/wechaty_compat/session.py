@@ -2,12 +2,12 @@
 
 On every wechaty-puppet 1.x puppet, Stop logs the account out — by design
 (wechaty/puppet#184): wechat4u even calls WeChat's logout and deletes the saved session.
-python-wechaty sends Stop before every Start and on ``stop()``, and its event reader ends
-with ``stop()`` + ``start()``, so every connect, reconnect and exit logged the account out
+python-wechaty sends Stop before every Start and on ``stop()`` (and ``Wechaty.restart()``
+is ``stop()`` + ``start()``), so every connect, reconnect and exit logged the account out
 (wechaty/wechaty#2170 shows the same loop: "logout … reason: PuppetService stop()").
 Here a connection is: Start (no-op on a started puppet), then the event stream; closing it
 closes the channel and never sends Stop. Reconnecting is the caller's job (lcbot's
-supervisor), not the reader's.
+supervisor).
 """
 
 from __future__ import annotations
@@ -42,10 +42,6 @@ def _patch_puppet_service() -> None:
 
     @functools.wraps(cls.start)
     async def start(self: Any) -> None:
-        # upstream's reader calls stop() + start() when the stream ends: from there start()
-        # does nothing, so the reader returns and the caller decides what follows
-        if getattr(self, "_lcbot_reading", False):
-            return
         self._lcbot_closed = False
         # upstream looks the endpoint up and probes it with blocking calls (the lookup
         # without a timeout) on the event loop: do both in a thread
@@ -58,15 +54,12 @@ def _patch_puppet_service() -> None:
 
     @functools.wraps(listen_for_event)
     async def _listen_for_event(self: Any) -> None:
-        self._lcbot_reading = True
         try:
             await listen_for_event(self)
         except Exception:
             if getattr(self, "_lcbot_closed", False):
                 return  # the channel was closed by stop(): the end of the stream is expected
             raise
-        finally:
-            self._lcbot_reading = False
 
     @functools.wraps(cls.stop)
     async def stop(self: Any) -> None:
@@ -96,8 +89,11 @@ def endpoint_for_token(token: str | None) -> str:
     import requests
 
     url = f"https://api.chatie.io/v0/hosties/{token}"
-    response = requests.get(url, timeout=10)
-    data = response.json() if response.status_code == 200 else {}
+    try:
+        response = requests.get(url, timeout=10)
+        data = response.json() if response.status_code == 200 else {}
+    except (requests.RequestException, ValueError) as exc:  # its text holds the URL: the token
+        raise ConnectionError(f"service discovery failed ({type(exc).__name__})") from None
     if not data.get("ip") or data["ip"] == "0.0.0.0" or "port" not in data:
         raise ConnectionError("no endpoint is registered for this token (service discovery)")
     return f"{data['ip']}:{data['port']}"

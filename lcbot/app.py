@@ -32,6 +32,8 @@ from lcbot.fallback import Fallback, load_apprise
 from lcbot.files import FileStore
 from lcbot.handlers import Runner
 from lcbot.ingress import Ingress, IngressSettings
+from lcbot.jobhub import JobHub
+from lcbot.jobsock import JobSocket
 from lcbot.message import Feed
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder, attempt
@@ -104,6 +106,7 @@ class App:
             registry=self.registry,
             allowed=self.plugins.allowed,
             alerts=AlertControls(self.router),
+            jobs=lambda: self.jobs.lines(),
             rooms=RoomControls(self.roster),
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
@@ -127,6 +130,14 @@ class App:
             strangers=binder.handle,
             request_stop=self.request_stop,
         )
+        self.jobs = JobHub(
+            self.registry,
+            self.outbox.put,
+            self.router.submit,
+            self._steerers,
+            seen_file=config.bot.data_dir / "jobs-seen.json",
+        )
+        self.job_socket = JobSocket(self.jobs, config.bot.data_dir)
         self.fallback = self._fallback(alert_settings)
         ingress = IngressSettings.from_settings(settings["ingress"])
         if ingress.enabled:
@@ -146,6 +157,14 @@ class App:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signals = 0
+
+    def _steerers(self, commands: list[Any]) -> list[Any]:
+        """The reachable users allowed to run any of ``commands`` (all of them if none)."""
+        users = self.roster.reachable_users()
+        if not commands:
+            return list(users)
+        allowed = {u.name for c in commands for u in self.plugins.allowed_users(users, c, None)}
+        return [u for u in users if u.name in allowed]
 
     async def _admit_contact(self, contact: str, name: str, greeting: str) -> str | None:
         """A friend request: a contact already bound to a user is that user; a stranger
@@ -248,6 +267,7 @@ class App:
         await self.plugins.startup(self.core)
         stack.push_async_callback(self.plugins.shutdown, self.core)
         await stack.enter_async_context(self.dispatcher.serving(self._stop_left))
+        await stack.enter_async_context(self.job_socket.serving())
         if self.ingress is not None:
             await stack.enter_async_context(self.ingress.serving())
 

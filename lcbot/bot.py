@@ -122,6 +122,7 @@ class BotCore:
     allowed: Callable[[User, Command, str | None], bool]
     alerts: AlertControls
     rooms: RoomControls
+    jobs: Callable[[], list[str]] = lambda: []  # one line per job (connected, then gone)
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
     def for_plugin(self, plugin: str) -> Bot:
@@ -171,6 +172,11 @@ class Bot:
         """Silences and mutes: ``mute``, ``unmute``, ``silence``, ``unsilence``,
         ``active_silences``."""
         return self._core.alerts
+
+    def jobs(self) -> list[str]:
+        """One line per job program (``lcbot.job``): connected ones first (host, pid,
+        uptime, status line, progress), then those that went away lately."""
+        return self._core.jobs()
 
     @property
     def rooms(self) -> RoomControls:

@@ -54,6 +54,7 @@ class Command:
     concurrency: str = "queue"
     hidden: bool = False
     plugin: str = ""
+    confirm: bool = False  # runs only after the user answers "yes" (QUIT commands always ask)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.fullmatch(self.name):

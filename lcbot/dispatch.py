@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from lcbot.asyncutil import wait_event
 from lcbot.commands import CmdType, Command, Invocation, Registry, parse
 from lcbot.handlers import Context, Put, Runner
+from lcbot.resolve import resolve
 from lcbot.text import quote
 from lcbot.transports.base import Incoming
 from lcbot.users import Directory, User
@@ -150,13 +151,16 @@ class Dispatcher:
         if await self._confirm_quit(user, msg.text, reply_to):
             return
         parsed = parse(msg.text)
-        command = self.registry.get(parsed[0]) if parsed else None
-        if parsed is None or command is None:
+        found = resolve(self.registry, *parsed) if parsed else None
+        if isinstance(found, str):  # a name several jobs (or plugins) offer
+            self.say(reply_to, found)
+            return
+        if parsed is None or found is None:
             word = parsed[0] if parsed else msg.text.strip()[:32]
             if word:
                 self.say(reply_to, f"unknown command '{word}' — send help")
             return
-        extra = parsed[1]
+        command, extra = found
         if not self.allowed(user, command, extra):
             log.warning("denied: user %s may not run %s", user.name, command.name)
             self.say(reply_to, f"not allowed: {command.name}")
@@ -164,9 +168,10 @@ class Dispatcher:
         if command.kind is CmdType.SET and extra is None:
             self.say(reply_to, f"usage: {command.usage_text}")
             return
-        if command.kind is CmdType.QUIT:
+        if command.kind is CmdType.QUIT or command.confirm:
             self.pending_quit[user.name] = (command, time.monotonic(), extra or "")
-            self.say(reply_to, f"send yes within {QUIT_CONFIRM_SECONDS:.0f} s to stop the bot")
+            what = "stop the bot" if command.kind is CmdType.QUIT else f"run {command.usage_text}"
+            self.say(reply_to, f"send yes within {QUIT_CONFIRM_SECONDS:.0f} s to {what}")
             return
         invocation = Invocation(command, user, extra, msg.room_id, msg.room_topic)
         if command.kind is CmdType.SET:
@@ -181,8 +186,10 @@ class Dispatcher:
         command, asked, extra = pending
         if text.strip().lower() != "yes" or time.monotonic() - asked > QUIT_CONFIRM_SECONDS:
             return False
-        log.warning("%s confirmed %s: stopping", user.name, command.name)
-        if await self.runner.execute(Invocation(command, user, extra or None), reply_to):
+        stopping = ": stopping" if command.kind is CmdType.QUIT else ""
+        log.warning("%s confirmed %s%s", user.name, command.name, stopping)
+        ok = await self.runner.execute(Invocation(command, user, extra or None), reply_to)
+        if ok and command.kind is CmdType.QUIT:
             self.request_stop()
         return True
 

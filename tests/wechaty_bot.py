@@ -82,6 +82,7 @@ class Bot:
     logouts: list[str] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     busy: int = 0  # message handlers running
+    stopping: bool = False
     wechaty: Any = None
     task: asyncio.Task[None] | None = None
 
@@ -129,6 +130,7 @@ class Bot:
             # a reply is recorded by the server before say() returns: let handlers finish
             # (stopping under a running say() fails it with StreamTerminatedError)
             await until(lambda: self.busy == 0, "message handlers to finish")
+            self.stopping = True
             await asyncio.wait_for(self.wechaty.stop(), WAIT)
             await asyncio.wait_for(asyncio.shield(self.task), 10)
         finally:
@@ -165,7 +167,8 @@ class Bot:
             elif room is not None:
                 await msg.say(f"heard {seen.talker_id} mention={seen.mention_self}")
         except Exception as exc:  # pragma: no cover - reported by __aexit__
-            self.errors.append(exc)
+            if not self.stopping:  # its own message's echo may race with bot.stop()
+                self.errors.append(exc)
         finally:
             self.busy -= 1
 

@@ -1,4 +1,4 @@
-"""Built-in commands every bot has: ``help``, ``whoami`` and ``quit``."""
+"""Built-in commands every bot has: ``help``, ``whoami``, ``jobs`` and ``quit``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,20 @@ def register_commands(registry):
                 return f"no command '{quote(word, 32)}' — send help"
             kind, pri = command.kind.name, command.pri.label
             return f"{command.usage_text}\n(type {kind}, least privilege {pri})"
-        return "commands:\n" + "\n".join(c.usage_text for c in mine if not c.hidden)
+        plain = [c.usage_text for c in mine if not c.hidden and not c.plugin.startswith("job:")]
+        lines = ["commands:", *plain]
+        jobs: dict[str, list[str]] = {}
+        for c in mine:
+            if c.plugin.startswith("job:") and not c.hidden:
+                jobs.setdefault(c.plugin[4:], []).append("  " + c.usage_text)
+        for job, usages in jobs.items():
+            lines += [f"job {job}:", *usages]
+        return "\n".join(lines)
+
+    @registry.command("jobs", help="the programs connected as jobs, and those gone lately")
+    def jobs(ctx):
+        lines = ctx.bot.jobs()
+        return "\n".join(lines) if lines else "no jobs (a program connects with lcbot.job)"
 
     @registry.command("whoami", help="your user name and privilege")
     def whoami(ctx):

@@ -60,6 +60,8 @@ OWN_FILES = frozenset(
         "wechat-login.json",  # the WeChat login state (lcbot.login_file)
         "login-qr.png",
         "wechat-owner.json",  # the account [wechaty] self_user trusts
+        "jobs.sock",  # lcbot.jobsock: where local jobs connect
+        "jobs-seen.json",  # job processes announced already
     }
 )
 RECOVERY = 'see "Recovering a damaged database" in lcbot\'s README'

@@ -1,0 +1,243 @@
+"""The job SDK's side of the wire: finding the bot, one daemon thread, bounded buffers.
+
+Standard library only (``import lcbot.job`` must stay light and safe in any program). The
+protocol is newline-delimited JSON objects (``op`` names the message, at most
+``MAX_LINE`` bytes each), over the bot's local socket ``<data_dir>/jobs.sock`` (0600: no
+token, nothing on the network) or, for a job on another machine, over HTTP: ``POST
+LCBOT_URL/jobs/exchange`` with the job token, which carries the job's messages and returns
+the bot's (long poll). Nothing here ever raises into, blocks or crashes the host program:
+when the bot is down, slow or restarting, messages wait in a bounded buffer (the oldest
+progress and metrics are dropped first) and the thread reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import socket
+    from pathlib import Path
+
+MAX_LINE = 64 * 1024  # bytes in one message, either way
+BUFFER = 1000  # messages kept while the bot is unreachable
+SOCKET_NAME = "jobs.sock"
+URL_ENV, TOKEN_ENV, CONFIG_ENV = "LCBOT_URL", "LCBOT_JOB_TOKEN", "LCBOT_CONFIG"
+DROPPABLE = ("progress", "metric", "status", "output")  # superseded by later ones
+
+
+def find_socket(config: str | os.PathLike[str] | None = None) -> Path:
+    """``<data_dir>/jobs.sock`` of the bot configured by ``config``, ``$LCBOT_CONFIG`` or
+    ``./lcbot.toml`` (``[bot] data_dir``, relative to that file; ``.lcbot`` by default)."""
+    from pathlib import Path  # here, not at import: `import lcbot.job` stays light
+
+    path = Path(config or os.environ.get(CONFIG_ENV) or "lcbot.toml").expanduser()
+    data_dir = Path(".lcbot")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data_dir = Path(_toml_loads(text).get("bot", {}).get("data_dir", ".lcbot"))
+    except (OSError, ValueError):
+        pass
+    if not data_dir.is_absolute():
+        data_dir = path.resolve().parent / data_dir.expanduser()
+    return data_dir / SOCKET_NAME
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: lcbot depends on tomli there
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(text)
+
+
+class Link(threading.Thread):
+    """The job's connection to the bot, on one daemon thread.
+
+    ``send(message)`` queues (never blocks); ``hello()`` is re-sent on every (re)connect;
+    ``on_message(message)`` is called on this thread for what the bot sends.
+    """
+
+    def __init__(
+        self,
+        hello: Callable[[], dict[str, Any]],
+        on_message: Callable[[dict[str, Any]], None],
+        socket_path: Path | None = None,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        super().__init__(name="lcbot-job", daemon=True)
+        self.hello = hello
+        self.on_message = on_message
+        self.socket_path = socket_path
+        self.url = url.rstrip("/") if url else None
+        self.token = token
+        self.connected = threading.Event()
+        self.refused: str | None = None  # why the bot refused this job (then it gives up)
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._sock: socket.socket | None = None
+        self.dropped = 0
+
+    # --- what the job calls --------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        queue = self._queue
+        if len(queue) >= BUFFER:
+            self._drop_one()
+        queue.append(message)
+        self._wake.set()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush what is queued (for up to ``timeout``), then disconnect."""
+        deadline = time.monotonic() + timeout
+        while self._queue and self.connected.is_set() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.01)
+        self._closing = True
+        self._wake.set()
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)  # socket.SHUT_RDWR
+
+    def _drop_one(self) -> None:
+        for i, message in enumerate(self._queue):
+            if message.get("op") in DROPPABLE:
+                del self._queue[i]
+                self.dropped += 1
+                return
+        self._queue.popleft()
+        self.dropped += 1
+
+    # --- the thread ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        delay = 0.2
+        while not self._closing and self.refused is None:
+            started = time.monotonic()
+            try:
+                if self.url:
+                    self._run_http()
+                else:
+                    self._run_socket()
+            except Exception:  # never into the host program: reconnect
+                pass
+            self.connected.clear()
+            if self._closing or self.refused is not None:
+                return
+            if time.monotonic() - started > 30:
+                delay = 0.2
+            self._wake.wait(delay)
+            self._wake.clear()
+            delay = min(delay * 2, 10.0)
+
+    def _run_socket(self) -> None:
+        import socket
+
+        assert self.socket_path is not None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(str(self.socket_path))
+        sock.settimeout(None)
+        self._sock = sock
+        try:
+            sock.sendall(_line(self.hello()))
+            reader = threading.Thread(target=self._read_socket, args=(sock,), daemon=True)
+            reader.start()
+            while not self._closing and reader.is_alive():
+                while self._queue and reader.is_alive():
+                    message = self._queue[0]
+                    sock.sendall(_line(message))
+                    self._queue.popleft()
+                self._wake.wait(0.5)
+                self._wake.clear()
+        finally:
+            self._sock = None
+            sock.close()
+
+    def _read_socket(self, sock: socket.socket) -> None:
+        buffer = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    raw, buffer = buffer.split(b"\n", 1)
+                    self._received(json.loads(raw))
+                if len(buffer) > MAX_LINE:
+                    return
+        except (OSError, ValueError):
+            return
+        finally:
+            self.connected.clear()
+            self._wake.set()
+
+    def _run_http(self) -> None:
+        """Exchange batches with ``POST /jobs/exchange`` (long poll for the bot's messages)."""
+        import urllib.error
+        import urllib.request
+
+        session: str | None = None
+        while not self._closing and self.refused is None:
+            batch = [self.hello()] if session is None else []
+            while self._queue and len(batch) < 100:
+                batch.append(self._queue.popleft())
+            body = json.dumps({"session": session, "messages": batch}).encode()
+            request = urllib.request.Request(
+                f"{self.url}/jobs/exchange",
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {self.token or ''}",
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=40) as response:
+                    answer = json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                for message in reversed(batch[1 if session is None else 0 :]):
+                    self._queue.appendleft(message)  # not taken: send them again
+                if exc.code in (401, 403):
+                    self.refused = f"the bot refused the job token ({exc.code})"
+                raise
+            except Exception:
+                for message in reversed(batch[1 if session is None else 0 :]):
+                    self._queue.appendleft(message)
+                raise
+            session = answer.get("session") or session
+            for message in answer.get("messages", []):
+                self._received(message)
+            if answer.get("gone"):  # the bot forgot this session (it restarted)
+                session = None
+                self.connected.clear()
+
+    def _received(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "welcome":
+            self.connected.set()
+        elif op == "refused":
+            self.refused = str(message.get("error") or "refused")
+            self._closing = True
+        with contextlib.suppress(Exception):
+            self.on_message(message)
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message, ensure_ascii=False, default=str).encode()
+    if len(data) >= MAX_LINE:  # keep the message valid: cut its text, never the framing
+        message = {**message, "text": str(message.get("text", ""))[: MAX_LINE // 8]}
+        data = json.dumps(message, ensure_ascii=False, default=str).encode()
+        if len(data) >= MAX_LINE:
+            keep = {k: message[k] for k in ("op", "id") if k in message}
+            data = json.dumps({**keep, "text": "(too large to send)"}).encode()
+    return data + b"\n"

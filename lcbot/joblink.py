@@ -82,6 +82,8 @@ class Link(threading.Thread):
         self.refused: str | None = None  # why the bot refused this job (then it gives up)
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._wake = threading.Event()
+        self._wake_fd: int | None = None  # the wake-up pipe of a socket connection
+        self._unsent = 0  # bytes taken from the queue, not yet written
         self._closing = False
         self._sock: socket.socket | None = None
         self.dropped = 0
@@ -93,20 +95,32 @@ class Link(threading.Thread):
         if len(queue) >= BUFFER:
             self._drop_one()
         queue.append(message)
-        self._wake.set()
+        self._poke()
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush what is queued (for up to ``timeout``), then disconnect."""
         deadline = time.monotonic() + timeout
-        while self._queue and self.connected.is_set() and time.monotonic() < deadline:
-            self._wake.set()
+        if self.refused is None:  # still connecting (the bot starts, or restarts): wait a bit
+            self.connected.wait(timeout)
+        while (self._queue or self._unsent) and self.connected.is_set():
+            if time.monotonic() > deadline:
+                break
+            self._poke()
             time.sleep(0.01)
         self._closing = True
-        self._wake.set()
+        self._poke()
         sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(2)  # socket.SHUT_RDWR
+
+    def _poke(self) -> None:
+        """Wake the thread: now for a socket connection, at its next turn for HTTP."""
+        self._wake.set()
+        fd = self._wake_fd
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"x")
 
     def _drop_one(self) -> None:
         for i, message in enumerate(self._queue):
@@ -140,47 +154,55 @@ class Link(threading.Thread):
             delay = min(delay * 2, 10.0)
 
     def _run_socket(self) -> None:
+        """One thread reads and writes: ``select`` on the socket and a wake-up pipe."""
+        import selectors
         import socket
 
         assert self.socket_path is not None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(5)
         sock.connect(str(self.socket_path))
-        sock.settimeout(None)
+        sock.sendall(_line(self.hello()))
+        sock.setblocking(False)
         self._sock = sock
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        self._wake_fd = wake_w
+        selector = selectors.DefaultSelector()
+        selector.register(sock, selectors.EVENT_READ)
+        selector.register(wake_r, selectors.EVENT_READ)
+        buffer, pending = b"", b""
         try:
-            sock.sendall(_line(self.hello()))
-            reader = threading.Thread(target=self._read_socket, args=(sock,), daemon=True)
-            reader.start()
-            while not self._closing and reader.is_alive():
-                while self._queue and reader.is_alive():
-                    message = self._queue[0]
-                    sock.sendall(_line(message))
-                    self._queue.popleft()
-                self._wake.wait(0.5)
-                self._wake.clear()
-        finally:
-            self._sock = None
-            sock.close()
-
-    def _read_socket(self, sock: socket.socket) -> None:
-        buffer = b""
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return
-                buffer += chunk
-                while b"\n" in buffer:
-                    raw, buffer = buffer.split(b"\n", 1)
-                    self._received(json.loads(raw))
-                if len(buffer) > MAX_LINE:
-                    return
-        except (OSError, ValueError):
-            return
+            while not self._closing:
+                while self._queue and len(pending) < 1 << 20:
+                    pending += _line(self._queue.popleft())
+                if pending:
+                    with contextlib.suppress(BlockingIOError):
+                        pending = pending[sock.send(pending) :]
+                self._unsent = len(pending)
+                events = selector.select(0.05 if pending else 1.0)
+                for key, _ in events:
+                    if key.fileobj == wake_r:
+                        with contextlib.suppress(OSError):
+                            os.read(wake_r, 4096)
+                        continue
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return  # the bot went away
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        raw, buffer = buffer.split(b"\n", 1)
+                        self._received(json.loads(raw))
+                    if len(buffer) > MAX_LINE:
+                        return
         finally:
             self.connected.clear()
-            self._wake.set()
+            self._sock = None
+            self._wake_fd = None
+            selector.close()
+            sock.close()
+            os.close(wake_r)
+            os.close(wake_w)
 
     def _run_http(self) -> None:
         """Exchange batches with ``POST /jobs/exchange`` (long poll for the bot's messages)."""

@@ -99,6 +99,7 @@ def test_a_job_offers_commands_status_and_progress(tmp_path):
             bot.send("crawler interval:30")
             bot.expect("changing the interval")
             bot.expect("interval is now 30s")
+            bot.expect("→ bob: me set crawler.interval: 30")  # a SET notice, as for plugins
             bot.send("interval:7")  # the bare name: only the crawler offers it
             bot.expect("interval is now 7s")
             bot.send("crawler boom")

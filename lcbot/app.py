@@ -33,6 +33,7 @@ from lcbot.files import FileStore
 from lcbot.handlers import Runner
 from lcbot.ingress import Ingress, IngressSettings
 from lcbot.message import Feed
+from lcbot.metrics import Metrics
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder, attempt
 from lcbot.plugins import PluginHost, load_host
@@ -88,6 +89,7 @@ class App:
         self.router = AlertRouter(
             alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
         )
+        self.metrics = Metrics(self.db, self.outbox.record, alert_settings.keep)
         self.scheduler = Scheduler()
         self.plugins.on_disable.append(self.scheduler.cancel_owner)
         self.pool = HandlerPool(config.bot.workers)
@@ -105,6 +107,7 @@ class App:
             allowed=self.plugins.allowed,
             alerts=AlertControls(self.router),
             rooms=RoomControls(self.roster),
+            metrics=self.metrics,
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
@@ -136,7 +139,11 @@ class App:
         )
         keep = alert_settings.keep
         self.retention = Retention(
-            [lambda now, limit: self.outbox.expire(now - keep, limit), self.router.expire]
+            [
+                lambda now, limit: self.outbox.expire(now - keep, limit),
+                self.router.expire,
+                self.metrics.expire,
+            ]
         )
         self.failed = False  # an internal task died: `lcbot run` exits 1
         self.stop_timeout = config.bot.stop_timeout  # for running commands and the drain
@@ -232,6 +239,7 @@ class App:
         if self.ingress is not None:
             stack.enter_context(self.ingress.bound())  # a taken port fails here, early
         self._watch(await stack.enter_async_context(self.outbox.running()))
+        self._watch(await stack.enter_async_context(self.metrics.running()))  # before its end
         stack.callback(self.pool.shutdown)
         stack.enter_context(self.watchdog.running())
         await self.transport.start(self.dispatcher.handle)

@@ -186,11 +186,17 @@ class Bot:
         return MetricsView(self._core.metrics)
 
     def metric(
-        self, name: str, value: float, step: int | None = None, source: str | None = None
+        self,
+        name: str,
+        value: float,
+        step: int | None = None,
+        source: str | None = None,
+        at: float | None = None,
     ) -> None:
-        """Record ``value`` of metric ``name`` now, under this plugin's name (or ``source``,
-        e.g. ``"host"``); ``plot`` charts it. ``ValueError`` for a bad name or value."""
-        self._core.metrics.record(source or self.plugin, name, value, step)
+        """Record ``value`` of metric ``name`` (at epoch ``at``, default now) under this
+        plugin's name, or ``source`` (``"host"``: the host's figures); ``plot`` charts it.
+        ``ValueError`` for a bad name, value or step."""
+        self._core.metrics.record(source or self.plugin, name, value, step, at)
 
     def alert(
         self,

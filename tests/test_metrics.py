@@ -4,6 +4,7 @@ what a flood can store, reading before the commit, restarts, retention, the quer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import subprocess
@@ -55,12 +56,18 @@ def series_rows(bot) -> list[tuple]:
     return rows(bot, "SELECT source, name FROM metric_series ORDER BY id")
 
 
+@contextlib.asynccontextmanager
+async def clocked(tmp_path, clock: Clock):
+    """A running bot and its metrics, which (the tick task too) tell time by ``clock``."""
+    async with running_bot(tmp_path) as bot:
+        bot.app.metrics.clock = clock
+        yield bot, bot.app.metrics
+
+
 def test_a_point_is_stored_once_its_slot_is_over_and_read_back(tmp_path):
     async def go():
         clock = Clock(T0 + 3)
-        async with running_bot(tmp_path) as bot:
-            m = bot.app.metrics
-            m.clock = clock
+        async with clocked(tmp_path, clock) as (bot, m):
             m.record("job", "loss", 0.5, step=10)
             m.record("job", "loss", 0.4, step=11)  # same slot: replaces the point held
             # read at once: the slot's latest point, though nothing is stored yet
@@ -80,10 +87,8 @@ def test_a_point_is_stored_once_its_slot_is_over_and_read_back(tmp_path):
 
 def test_a_flood_stores_one_point_per_slot_the_last(tmp_path):
     async def go():
-        clock = Clock()
-        async with running_bot(tmp_path) as bot:
-            m = bot.app.metrics
-            m.clock = clock
+        clock = Clock(T0)
+        async with clocked(tmp_path, clock) as (bot, m):
             for i in range(6000):  # 100 points a second for a minute
                 clock.now = T0 + i / 100
                 m.record("job", "loss", float(i), step=i)
@@ -102,9 +107,7 @@ def test_a_flood_stores_one_point_per_slot_the_last(tmp_path):
 def test_late_old_future_and_not_finite_points(tmp_path):
     async def go():
         clock = Clock(T0 + 100)
-        async with running_bot(tmp_path) as bot:
-            m = bot.app.metrics
-            m.clock = clock
+        async with clocked(tmp_path, clock) as (bot, m):
             m.record("job", "loss", 1.0, at=T0 + 50)
             m.record("job", "loss", 2.0, at=T0 + 20)  # an earlier slot: dropped
             m.record("job", "loss", 3.0, at=T0 + 10_000)  # the future counts as now
@@ -151,9 +154,7 @@ def test_check_name_accepts_job_like_names():
 def test_at_most_max_series_take_points_and_idle_ones_make_room(tmp_path, caplog):
     async def go():
         clock = Clock(T0)
-        async with running_bot(tmp_path) as bot:
-            m = bot.app.metrics
-            m.clock = clock
+        async with clocked(tmp_path, clock) as (bot, m):
             for i in range(MAX_SERIES):
                 m.record("job", f"m{i}", 1.0)
             m.record("job", "one-too-many", 1.0)

@@ -91,7 +91,7 @@ def test_a_plugin_records_under_its_name(tmp_path):
             bot.app.bot("trainer").metric("acc", 0.9, step=7)
             replies = await bot.send("alice", "plot trainer acc")
             assert replies[0] == "trainer-acc.png"
-            assert "0.9 at " in replies[1] and "(step 7), 1 points" in replies[1]
+            assert "0.9 at " in replies[1] and "(step 7), 1 point" in replies[1]
 
     asyncio.run(go())
 
@@ -106,7 +106,7 @@ def test_sysmon_records_the_host_figures_at_start(lcbot_bot):
     assert set(bot.app.metrics.names("host")) >= {"memory", "disk"}
     replies = bot.send("alice", "plot disk")
     assert replies[0] == "host-disk.png"
-    assert replies[1].startswith("disk, last 1h: ") and replies[1].endswith(", 1 points")
+    assert replies[1].startswith("disk, last 1h: ") and replies[1].endswith(", 1 point")
 
 
 # --- the sparkline ------------------------------------------------------------------------

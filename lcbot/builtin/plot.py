@@ -13,7 +13,8 @@ from lcbot.hookspecs import hookimpl
 from lcbot.metrics import HOST
 from lcbot.text import quote
 
-USAGE = "plot [SOURCE] METRIC [SINCE] (e.g. plot crawler loss 1h, plot load)"
+USAGE = "plot [SOURCE] METRIC [SINCE]"
+EXAMPLES = "e.g. plot crawler loss 2h, plot load"
 DEFAULT_SINCE = 3600.0
 
 
@@ -32,7 +33,7 @@ def parse(extra: str | None) -> tuple[str, str, float]:
         return HOST, words[0], since
     if len(words) == 2:
         return words[0], words[1], since
-    raise CommandError(f"usage: {USAGE}")
+    raise CommandError(f"usage: {USAGE} ({EXAMPLES})")
 
 
 def label(source: str, name: str) -> str:
@@ -63,14 +64,19 @@ def latest(point: tuple[float, int | None, float]) -> str:
 
 @hookimpl
 def register_commands(registry):
-    @registry.command("plot", usage=USAGE, help="chart a metric of a job or of the host")
+    @registry.command(
+        "plot",
+        usage=USAGE,
+        help="chart a job's metric, or the host's (plot load); since 1h by default",
+    )
     def plot(ctx):  # a plain def: it reads the database and draws in a worker thread
         source, name, since = parse(ctx.extra)
         points = ctx.bot.metrics.series(source, name, time.time() - since)
         if not points:
             return no_data(ctx.bot.metrics, source, name, since)
         what, span = label(source, name), format_duration(since)
-        summary = f"{what}, last {span}: {latest(points[-1])}, {len(points)} points"
+        count = f"{len(points)} point" + ("s" if len(points) != 1 else "")
+        summary = f"{what}, last {span}: {latest(points[-1])}, {count}"
         try:
             image = charts.png(points, f"{what} — last {span}", name)
         except ImportError:

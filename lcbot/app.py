@@ -28,13 +28,14 @@ from lcbot.db import DB_NAME, Database, transaction
 from lcbot.db import alerts as alerts_sql
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
-from lcbot.fallback import Fallback, load_apprise
+from lcbot.fallback import fallback_for
 from lcbot.files import FileStore
 from lcbot.handlers import Runner
 from lcbot.ingress import Ingress, IngressSettings
 from lcbot.jobhub import JobHub
 from lcbot.jobsock import JobSocket
 from lcbot.message import Feed
+from lcbot.metrics import Metrics
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder, attempt
 from lcbot.plugins import PluginHost, load_host
@@ -90,6 +91,7 @@ class App:
         self.router = AlertRouter(
             alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
         )
+        self.metrics = Metrics(self.db, self.outbox.record, alert_settings.keep)
         self.scheduler = Scheduler()
         self.plugins.on_disable.append(self.scheduler.cancel_owner)
         self.pool = HandlerPool(config.bot.workers)
@@ -108,6 +110,7 @@ class App:
             alerts=AlertControls(self.router),
             jobs=lambda: self.jobs.lines(),
             rooms=RoomControls(self.roster),
+            metrics=self.metrics,
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
@@ -135,10 +138,13 @@ class App:
             self.outbox.put,
             self.router.submit,
             self._steerers,
+            on_metric=self.metrics.record,
             seen_file=config.bot.data_dir / "jobs-seen.json",
         )
         self.job_socket = JobSocket(self.jobs, config.bot.data_dir)
-        self.fallback = self._fallback(alert_settings)
+        self.fallback = fallback_for(
+            alert_settings, self.db, self.outbox.record, transport, config.bot.name, config.path
+        )
         ingress = IngressSettings.from_settings(settings["ingress"])
         if ingress.enabled:
             ingress.check_exposure(str(config.path))  # before anything starts
@@ -147,7 +153,11 @@ class App:
         )
         keep = alert_settings.keep
         self.retention = Retention(
-            [lambda now, limit: self.outbox.expire(now - keep, limit), self.router.expire]
+            [
+                lambda now, limit: self.outbox.expire(now - keep, limit),
+                self.router.expire,
+                self.metrics.expire,
+            ]
         )
         self.failed = False  # an internal task died: `lcbot run` exits 1
         self.stop_timeout = config.bot.stop_timeout  # for running commands and the drain
@@ -189,28 +199,6 @@ class App:
                 sections[name] = value if isinstance(value, dict) else {}
         return _Sections(sections)
 
-    def _fallback(self, settings: AlertSettings) -> Fallback | None:
-        if not settings.fallback_urls:
-            return None
-        notifier = load_apprise(settings.fallback_urls, str(self.config.path))
-
-        def waiting() -> list[tuple[int, str]]:
-            assert self.db.conn is not None
-            from lcbot.db import outbox as outbox_sql
-
-            return outbox_sql.pending_critical(self.db.conn)
-
-        return Fallback(
-            notifier,
-            settings.fallback_after,
-            ready=lambda: self.transport.ready,
-            waiting=waiting,
-            record=self.outbox.record,
-            title=f"{self.config.bot.name}: critical alert",
-            login_link=lambda: (self.transport.status().get("login") or {}).get("url"),
-            login_title=f"{self.config.bot.name}: WeChat login",
-        )
-
     # --- worker-thread database work --------------------------------------------------------
 
     def _store_alerts(self, alerts: list[Alert]) -> list[int]:
@@ -251,6 +239,7 @@ class App:
         if self.ingress is not None:
             stack.enter_context(self.ingress.bound())  # a taken port fails here, early
         self._watch(await stack.enter_async_context(self.outbox.running()))
+        self._watch(await stack.enter_async_context(self.metrics.running()))  # before its end
         stack.callback(self.pool.shutdown)
         stack.enter_context(self.watchdog.running())
         await self.transport.start(self.dispatcher.handle)

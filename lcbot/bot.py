@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from lcbot.alerts import Alert, make_alert
 from lcbot.commands import Command, PluginRegistry, Registry
+from lcbot.metrics import Metrics, MetricsView
 from lcbot.rooms import Room, check_level, find_room
 from lcbot.scheduler import Job, Scheduler
 from lcbot.state import PluginState, StateStore
@@ -122,6 +123,7 @@ class BotCore:
     allowed: Callable[[User, Command, str | None], bool]
     alerts: AlertControls
     rooms: RoomControls
+    metrics: Metrics
     jobs: Callable[[], list[str]] = lambda: []  # one line per job (connected, then gone)
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
@@ -183,6 +185,24 @@ class Bot:
         """The group chats that receive alerts: iteration, ``get``, ``set_alerts``,
         ``stop_alerts``."""
         return self._core.rooms
+
+    @property
+    def metrics(self) -> MetricsView:
+        """The recorded metrics, read-only and blocking: ``series``, ``names``, ``sources``."""
+        return MetricsView(self._core.metrics)
+
+    def metric(
+        self,
+        name: str,
+        value: float,
+        step: int | None = None,
+        source: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record ``value`` of metric ``name`` (at epoch ``at``, default now) under this
+        plugin's name, or ``source`` (``"host"``: the host's figures); ``plot`` charts it.
+        ``ValueError`` for a bad name, value or step."""
+        self._core.metrics.record(source or self.plugin, name, value, step, at)
 
     def alert(
         self,

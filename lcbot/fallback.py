@@ -118,3 +118,27 @@ class Fallback:
         if ok:
             self.link_sent = link
             log.warning("the WeChat login link was sent to the fallback")
+
+
+def fallback_for(
+    settings: Any, db: Any, record: Callable[..., None], transport: Any, name: str, where: Any
+) -> Fallback | None:
+    """The bot's fallback channel from ``[alerts]``, or None without ``fallback_urls``."""
+    if not settings.fallback_urls:
+        return None
+    notifier = load_apprise(settings.fallback_urls, str(where))
+
+    def waiting() -> list[tuple[int, str]]:
+        assert db.conn is not None
+        return sql.pending_critical(db.conn)
+
+    return Fallback(
+        notifier,
+        settings.fallback_after,
+        ready=lambda: transport.ready,
+        waiting=waiting,
+        record=record,
+        title=f"{name}: critical alert",
+        login_link=lambda: (transport.status().get("login") or {}).get("url"),
+        login_title=f"{name}: WeChat login",
+    )

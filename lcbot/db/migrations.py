@@ -4,7 +4,8 @@ Tables: ``outbox`` (every outgoing message; a file message names its bytes in
 ``<data_dir>/files/``), ``alerts`` (every alert with its routing
 outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pairing``
 (one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
-``plugin_state`` (each plugin's key/value store). ``migrate``
+``plugin_state`` (each plugin's key/value store), ``metric_series`` and ``metric_points``
+(job and host metrics). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -88,6 +89,27 @@ MIGRATIONS = [
     """
     ALTER TABLE outbox ADD COLUMN file TEXT;
     ALTER TABLE outbox ADD COLUMN file_size INTEGER;
+    """,
+    # 7: reserved for the job hub's heartbeats (written on another branch; this placeholder
+    # is replaced by that migration when the branches meet)
+    "",
+    # 8: job and host metrics (lcbot.metrics): one row per series, points by series and time
+    # (the plot query); retention walks points by id, like the outbox
+    """
+    CREATE TABLE metric_series (
+        id      INTEGER PRIMARY KEY,
+        source  TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        UNIQUE (source, name)
+    );
+    CREATE TABLE metric_points (
+        id      INTEGER PRIMARY KEY,
+        series  INTEGER NOT NULL,
+        at      REAL    NOT NULL,
+        step    INTEGER,
+        value   REAL    NOT NULL
+    );
+    CREATE INDEX metric_points_series ON metric_points (series, at);
     """,
 ]
 

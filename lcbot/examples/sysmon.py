@@ -5,7 +5,9 @@
 
 Every ``interval`` seconds the disk usage of each configured path is checked: above
 ``disk_warn`` percent raises a warning alert keyed ``disk:<path>`` (repeats are
-de-duplicated by the alert router); back under raises the matching resolved alert.
+de-duplicated by the alert router); back under raises the matching resolved alert. The
+host's figures are recorded as metrics of source ``host`` each time — ``load`` (1 min),
+``memory`` and ``disk`` (percent used, of the first path) — so ``plot load`` charts them.
 
 Its state lives on the bot, not in this module: ``bot.config`` is the checked ``[sysmon]``
 section, ``bot.state`` keeps the interval set in chat (it survives a restart and wins over
@@ -21,6 +23,7 @@ Configuration (all optional)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -49,14 +52,33 @@ def _uptime() -> str:
     return f"{days}d {hours}h {rest // 60}m"
 
 
-def _memory() -> str:
+def _meminfo() -> tuple[int, int] | None:
+    """Total and available memory in KiB."""
     try:
         with open("/proc/meminfo") as f:
             info = {line.split(":")[0]: int(line.split()[1]) for line in f if ":" in line}
-        total, avail = info["MemTotal"], info["MemAvailable"]
+        return info["MemTotal"], info["MemAvailable"]
     except (OSError, KeyError, ValueError):
+        return None
+
+
+def _memory() -> str:
+    if (found := _meminfo()) is None:
         return "n/a"
+    total, avail = found
     return f"{(total - avail) / 1048576:.1f}/{total / 1048576:.1f} GiB used"
+
+
+def host_figures(paths: list[str]) -> dict[str, float]:
+    """Load (1 min), memory and disk use (percent, of the first path): what can be read."""
+    figures: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        figures["load"] = os.getloadavg()[0]
+    if (found := _meminfo()) is not None and found[0]:
+        figures["memory"] = 100.0 * (found[0] - found[1]) / found[0]
+    with contextlib.suppress(OSError, IndexError):
+        figures["disk"] = disk_percent(paths[0])
+    return figures
 
 
 def _load() -> str:
@@ -113,12 +135,24 @@ def check_disks(bot) -> None:
         bot.state["over"] = sorted(over)
 
 
+def check(bot) -> None:
+    """What runs every interval: the disk check, then the host's metrics."""
+    check_disks(bot)
+    record_host(bot)
+
+
+def record_host(bot) -> None:
+    for name, value in host_figures(bot.config["paths"]).items():
+        bot.metric(name, value, source="host")  # `plot load` charts them
+
+
 def schedule(bot, seconds: int) -> None:
-    bot.every(seconds, lambda: check_disks(bot), name=JOB)  # same name: replaces the job
+    bot.every(seconds, lambda: check(bot), name=JOB)  # same name: replaces the job
 
 
 @hookimpl
 def lcbot_startup(bot):
+    record_host(bot)  # a first point at once
     schedule(bot, interval_of(bot))
 
 

@@ -46,7 +46,12 @@ log = logging.getLogger("lcbot.plugins")
 
 ENTRY_POINT_GROUP = "lcbot"
 LOAD_ENV = "LCBOT_LOAD_PLUGINS"
-BUILTINS = ("lcbot.builtin.basics", "lcbot.builtin.alerting", "lcbot.builtin.rooms")
+BUILTINS = (
+    "lcbot.builtin.basics",
+    "lcbot.builtin.alerting",
+    "lcbot.builtin.rooms",
+    "lcbot.builtin.heartbeats",
+)
 
 
 @dataclass

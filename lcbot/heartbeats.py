@@ -123,7 +123,8 @@ class Heartbeats:
         beat.late = late
         if late is not None and beat.last_beat > late:
             beat.late = None
-            self._raise(beat, back_text(beat.key, beat.last_beat - late), resolved=True)
+            alerted = old or beat  # the resolve reaches whom the alert reached (its level)
+            self._raise(alerted, back_text(beat.key, beat.last_beat - late), resolved=True)
             self.record(sql.mark_late, beat.key, None)
 
     def _forget(self, beat: Heartbeat, seq: int) -> None:

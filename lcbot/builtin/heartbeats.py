@@ -33,7 +33,7 @@ def register_commands(registry):
         help="list heartbeats (dead-man's switches) and when each last beat; remove KEY",
     )
     async def heartbeats(ctx):
-        words = ctx.extra.split()
+        words = (ctx.extra or "").split()
         if words and words[0] == "remove" and len(words) == 2:
             if ctx.bot.heartbeats.remove(words[1]):
                 return f"heartbeat {quote(words[1])} removed"

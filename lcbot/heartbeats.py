@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from lcbot.alerts import Alert, make_alert
-from lcbot.asyncutil import Waker, background
+from lcbot.asyncutil import Waker, background, poll_loop
 from lcbot.beats import (
     KEY_PREFIX,
     Heartbeat,
@@ -174,21 +174,18 @@ class Heartbeats:
                     self._take(beat, fresh=True)
         return len(rows)
 
+    def round(self) -> None:
+        """Take new beats, then raise the alerts of those gone late."""
+        self.poll()
+        self.check()
+
     async def run(self) -> None:
-        while True:
-            await self.waker.wait(POLL)
-            try:
-                self.poll()
-                self.check()
-            except Exception:
-                log.exception("could not check heartbeats; retrying")
-                await asyncio.sleep(1)
+        await poll_loop(self.waker, POLL, self.round, log, "check heartbeats")
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[asyncio.Task[None]]:
         """Watch the heartbeats while the bot runs (loaded now: late ones alert at once)."""
         self.waker.bind()
-        self.poll()
-        self.check()
+        self.round()
         async with background(self.run(), "lcbot-heartbeats") as task:
             yield task

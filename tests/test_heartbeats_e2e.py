@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.procs import bots, db_path, lcbot, lcbot_json, make_project, one_line, query
+from tests.test_cli_users import run_probe
 
 LATE = re.compile(r"WARNING job: no heartbeat for \d+s \(expected every 1s\)")
 BACK = re.compile(r"RESOLVED job: heartbeat back after \d+s")
@@ -90,9 +89,7 @@ def test_heartbeat_command_imports_no_engine(team):
         "or m in ('lcbot.plugins', 'lcbot.app', 'lcbot.heartbeats'))\n"
         "print('HEAVY', heavy)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=team, capture_output=True, text=True, timeout=60
-    )
+    result = run_probe(probe, team)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
     assert query(team, "SELECT key FROM heartbeats") == [("k",)]

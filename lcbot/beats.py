@@ -43,7 +43,7 @@ def check_key(key: Any) -> str:
 def parse_period(text: str, name: str, zero: bool = False) -> float:
     """Seconds of a duration field (``1h``, ``90s``; ``0`` too when ``zero``);
     ``InvalidBeat`` for field ``name`` otherwise."""
-    if zero and text.strip() in ("0", "0s"):
+    if zero and re.fullmatch(r"0+(\.0*)?[smhdw]?", text.strip().lower()):
         return 0.0
     try:
         return parse_duration(text)

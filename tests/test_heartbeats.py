@@ -127,7 +127,8 @@ def test_good_beats_and_periods():
     assert check_key("db.dump:eu@host_1") == "db.dump:eu@host_1"
     assert check_key("备份") == "备份"  # letters of any script
     assert parse_period("1h30m", "--every") == 5400
-    assert parse_period("0", "--grace", zero=True) == 0
+    for nothing in ("0", "0s", "0m", "0.0h", " 00 "):
+        assert parse_period(nothing, "--grace", zero=True) == 0
     with pytest.raises(InvalidBeat, match="--every: a duration must be longer than zero"):
         parse_period("0", "--every")
 

@@ -30,7 +30,7 @@ def register_commands(registry):
         "heartbeats",
         pri=Pri.ADMIN,
         usage=USAGE,
-        help="list heartbeats (dead-man's switches) and when each last beat; remove KEY",
+        help="list the heartbeats (dead-man's switches), late or ok; remove KEY forgets one",
     )
     async def heartbeats(ctx):
         words = (ctx.extra or "").split()

@@ -7,7 +7,9 @@ Nothing below this module holds or imports the App. The flows, as direct calls a
 * commands: transport → ``Dispatcher.handle`` → handler → ``Outbox.put`` → (commit) →
   ``Feed`` → ``Drainer`` → ``transport.send``;
 * alerts: ``bot.alert`` / ``ctx.alert`` → ``AlertRouter.submit``; ``lcbot alert``, HTTP →
-  ``alerts`` table → router; router → ``Outbox.put`` → … as above.
+  ``alerts`` table → router; router → ``Outbox.put`` → … as above;
+* heartbeats: ``lcbot heartbeat``, HTTP → ``heartbeats`` table → ``Heartbeats`` (and
+  ``Heartbeats.beat`` in-process) → late / back alerts → ``AlertRouter.submit``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from typing import Any
 
 from lcbot.alerts import Alert, AlertSettings
-from lcbot.bot import AlertControls, Bot, BotCore, RoomControls
+from lcbot.bot import AlertControls, Bot, BotCore, HeartbeatControls, RoomControls
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.db import DB_NAME, Database, transaction
@@ -31,6 +33,7 @@ from lcbot.drainer import Drainer, Pacing
 from lcbot.fallback import fallback_for
 from lcbot.files import FileStore
 from lcbot.handlers import Runner
+from lcbot.heartbeats import Heartbeats
 from lcbot.ingress import Ingress, IngressSettings
 from lcbot.jobhub import JobHub
 from lcbot.jobsock import JobSocket
@@ -92,6 +95,7 @@ class App:
             alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
         )
         self.metrics = Metrics(self.db, self.outbox.record, alert_settings.keep)
+        self.heartbeats = Heartbeats(self.db, self.outbox.record, self.router.submit)
         self.scheduler = Scheduler()
         self.plugins.on_disable.append(self.scheduler.cancel_owner)
         self.pool = HandlerPool(config.bot.workers)
@@ -111,6 +115,7 @@ class App:
             jobs=lambda: self.jobs.lines(),
             rooms=RoomControls(self.roster),
             metrics=self.metrics,
+            heartbeats=HeartbeatControls(self.heartbeats),
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
@@ -139,6 +144,7 @@ class App:
             self.router.submit,
             self._steerers,
             on_metric=self.metrics.record,
+            on_heartbeat=self.heartbeats.beat,
             seen_file=config.bot.data_dir / "jobs-seen.json",
         )
         self.job_socket = JobSocket(self.jobs, config.bot.data_dir)
@@ -149,7 +155,9 @@ class App:
         if ingress.enabled:
             ingress.check_exposure(str(config.path))  # before anything starts
         self.ingress = (
-            Ingress(ingress, self._store_alerts, self.health) if ingress.enabled else None
+            Ingress(ingress, self._store_alerts, self.health, self.heartbeats.store)
+            if ingress.enabled
+            else None
         )
         keep = alert_settings.keep
         self.retention = Retention(
@@ -248,6 +256,7 @@ class App:
         self._drainer_task = await stack.enter_async_context(drained)
         self._watch(self._drainer_task)
         self._watch(await stack.enter_async_context(self.router.running()))
+        self._watch(await stack.enter_async_context(self.heartbeats.running()))
         self._watch(await stack.enter_async_context(self.roster.running()))
         if self.fallback is not None:
             self._watch(await stack.enter_async_context(self.fallback.running()))

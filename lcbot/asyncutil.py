@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 
@@ -69,3 +70,17 @@ async def background(coro: Coroutine[Any, Any, Any], name: str) -> AsyncIterator
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def poll_loop(
+    waker: Waker, every: float, step: Callable[[], Any], log: logging.Logger, what: str
+) -> None:
+    """Run ``step`` whenever ``waker`` is woken, or ``every`` seconds passed, for ever; a
+    round that raises is logged (``could not WHAT; retrying``) and the next waits 1 s."""
+    while True:
+        await waker.wait(every)
+        try:
+            step()
+        except Exception:
+            log.exception("could not %s; retrying", what)
+            await asyncio.sleep(1)

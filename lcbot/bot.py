@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lcbot.alerts import Alert, make_alert
+from lcbot.beats import Heartbeat
 from lcbot.commands import Command, PluginRegistry, Registry
 from lcbot.metrics import Metrics, MetricsView
 from lcbot.rooms import Room, check_level, find_room
@@ -107,6 +108,49 @@ class RoomControls:
         return self._roster.remove_room(room_id)
 
 
+class HeartbeatStore(Protocol):
+    """What ``bot.heartbeats`` reaches (``lcbot.heartbeats.Heartbeats``)."""
+
+    def beat(
+        self, key: str, every: float, grace: float = 0.0, source: str = "job", level: str = ...
+    ) -> None: ...
+
+    def remove(self, key: str) -> bool: ...
+
+    def listing(self) -> list[Heartbeat]: ...
+
+
+class HeartbeatControls:
+    """``bot.heartbeats``: the dead-man's switches (``lcbot heartbeat``, ``POST
+    /heartbeat/KEY``): list them, beat one, remove one."""
+
+    __slots__ = ("_plugin", "_store")
+
+    def __init__(self, store: HeartbeatStore, plugin: str | None = None) -> None:
+        self._store = store
+        self._plugin = plugin
+
+    def __iter__(self):
+        """The heartbeats by key (copies: ``.key``, ``.every``, ``.grace``, ``.level``,
+        ``.last_beat``, ``.due``, ``.is_late(now)``)."""
+        return iter(self._store.listing())
+
+    def __len__(self) -> int:
+        return len(self._store.listing())
+
+    def beat(self, key: str, every: float, grace: float = 0.0, level: str = "warning") -> None:
+        """Record a beat of ``key`` now: late after ``every + grace`` seconds without
+        another (an alert of ``level``); ``ValueError`` for a bad field."""
+        self._store.beat(key, every, grace, source=self._plugin or "plugin", level=level)
+
+    def remove(self, key: str) -> bool:
+        """Forget heartbeat ``key`` (a late one's alert is resolved); False if none."""
+        return self._store.remove(key)
+
+    def for_plugin(self, plugin: str) -> HeartbeatControls:
+        return HeartbeatControls(self._store, plugin)
+
+
 @dataclass
 class BotCore:
     """What the composition root gives the plugin API (shared by every plugin's ``Bot``)."""
@@ -124,6 +168,7 @@ class BotCore:
     alerts: AlertControls
     rooms: RoomControls
     metrics: Metrics
+    heartbeats: HeartbeatControls
     jobs: Callable[[], list[str]] = lambda: []  # one line per job (connected, then gone)
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
@@ -203,6 +248,12 @@ class Bot:
         plugin's name, or ``source`` (``"host"``: the host's figures); ``plot`` charts it.
         ``ValueError`` for a bad name, value or step."""
         self._core.metrics.record(source or self.plugin, name, value, step, at)
+
+    @property
+    def heartbeats(self) -> HeartbeatControls:
+        """Dead-man's switches: iteration, ``len``, ``beat(key, every, grace, level)``,
+        ``remove(key)``."""
+        return self._core.heartbeats.for_plugin(self.plugin)
 
     def alert(
         self,

@@ -4,6 +4,8 @@
 
 * ``POST /alert``: ``{"text", "level", "title", "key", "resolved"}`` → one alert.
 * ``POST /alertmanager``: Alertmanager's webhook payload (version 4) → one alert per entry.
+* ``POST /heartbeat/KEY``: a heartbeat's beat; ``every`` (required), ``grace``, ``level``
+  in the query string or a JSON object body → 200 with when it is due next.
 * ``GET /healthz``: transport state, outbox depth by state, time of the last send.
 
 Every request needs ``Authorization: Bearer <token>`` when the token variable
@@ -34,7 +36,7 @@ from lcbot.alerts import Alert
 from lcbot.db import Busy
 from lcbot.errors import ConfigError
 from lcbot.ingress_guard import ConnectionGuard, ServerLog, listen
-from lcbot.webhooks import BadRequest, parse_alert, parse_alertmanager
+from lcbot.webhooks import BadRequest, parse_alert, parse_alertmanager, parse_heartbeat
 
 log = logging.getLogger("lcbot.ingress")
 
@@ -83,18 +85,21 @@ class IngressSettings:
 
 class Ingress:
     """The HTTP listener, on the bot's event loop. ``store`` keeps a request's alerts in
-    one transaction (blocking: it runs in a worker thread); ``health`` answers /healthz.
-    Its connections are limited by an ``ingress_guard.ConnectionGuard``."""
+    one transaction and ``beat`` stores a heartbeat's beat, returning when it is due next
+    (both blocking: they run in a worker thread); ``health`` answers /healthz. Its
+    connections are limited by an ``ingress_guard.ConnectionGuard``."""
 
     def __init__(
         self,
         settings: IngressSettings,
         store: Callable[[list[Alert]], list[int]],
         health: Callable[[], dict[str, Any]],
+        beat: Callable[[str, float, float, str, str], float],
     ) -> None:
         self.settings = settings
         self.store = store
         self.health = health
+        self.beat = beat
         self.severity = dict(settings.severity)
         self.port: int | None = None
         self.guard = ConnectionGuard()
@@ -130,6 +135,7 @@ class Ingress:
             [
                 web.post("/alert", self._alert),
                 web.post("/alertmanager", self._alertmanager),
+                web.post("/heartbeat/{key}", self._heartbeat),
                 web.get("/healthz", self._healthz),
             ]
         )
@@ -163,7 +169,8 @@ class Ingress:
 
         return web.json_response({"error": message}, status=status)
 
-    async def _read_json(self, request) -> Any:
+    async def _read_json(self, request, empty: Any = ...) -> Any:
+        """The body as JSON (``empty``, when given, for an empty body); ``BadRequest``."""
         from aiohttp import web
 
         try:  # over MAX_BODY: HTTPRequestEntityTooLarge → 413
@@ -175,6 +182,8 @@ class Ingress:
             raise BadRequest(f"malformed body: {getattr(cause, 'message', cause)}") from None
         except ConnectionError:
             raise BadRequest("the connection was lost before the body arrived") from None
+        if not raw.strip() and empty is not ...:
+            return empty
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -182,22 +191,47 @@ class Ingress:
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None
 
+    def _refuse(self, request, exc: BadRequest):
+        reply = self._json_error(400, str(exc))
+        if not request.content.is_eof():  # the rest of the body is lost: so is the connection
+            reply.force_close()
+        return reply
+
+    async def _stored(self, request, store: Callable[..., Any], *args: Any) -> Any:
+        """``store(*args)`` in a worker thread; None when the database stayed locked."""
+        try:
+            return await asyncio.to_thread(store, *args)
+        except (Busy, sqlite3.OperationalError) as exc:  # locked by another process too long
+            log.warning("could not store what %s sent: %s", request.remote, exc)
+            return None
+
     async def _accept(self, request, parse) -> Any:
         from aiohttp import web
 
         try:
             alerts = parse(await self._read_json(request))
         except BadRequest as exc:
-            reply = self._json_error(400, str(exc))
-            if not request.content.is_eof():  # the rest of the body is lost: so is the connection
-                reply.force_close()
-            return reply
-        try:
-            ids = await asyncio.to_thread(self.store, alerts)
-        except (Busy, sqlite3.OperationalError) as exc:  # locked by another process too long
-            log.warning("could not store alerts from %s: %s", request.remote, exc)
+            return self._refuse(request, exc)
+        ids = await self._stored(request, self.store, alerts)
+        if ids is None:
             return self._json_error(503, "the database is busy; retry")
         return web.json_response({"ids": ids}, status=202)
+
+    async def _heartbeat(self, request):
+        from aiohttp import web
+
+        try:
+            body = await self._read_json(request, empty=None)
+            key, every, grace, level = parse_heartbeat(
+                request.match_info["key"], request.query, body
+            )
+        except BadRequest as exc:
+            return self._refuse(request, exc)
+        due = await self._stored(request, self.beat, key, every, grace, level, "http")
+        if due is None:
+            return self._json_error(503, "the database is busy; retry")
+        answer = {"key": key, "every": every, "grace": grace, "level": level, "due": due}
+        return web.json_response(answer)
 
     async def _alert(self, request):
         return await self._accept(request, lambda body: [parse_alert(body)])

@@ -51,6 +51,7 @@ BUILTINS = (
     "lcbot.builtin.alerting",
     "lcbot.builtin.rooms",
     "lcbot.builtin.plot",
+    "lcbot.builtin.heartbeats",
 )
 
 

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
-from lcbot.asyncutil import Waker, background
+from lcbot.asyncutil import Waker, background, poll_loop
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
 from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
@@ -302,13 +302,7 @@ class AlertRouter:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
-            await self.waker.wait(POLL)
-            try:
-                self.route_pending()
-            except Exception:
-                log.exception("could not route alerts; retrying")
-                await asyncio.sleep(1)
+        await poll_loop(self.waker, POLL, self.route_pending, log, "route alerts")
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[asyncio.Task[None]]:

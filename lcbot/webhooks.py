@@ -1,19 +1,23 @@
-"""What the HTTP ingress accepts, as alerts: a ``POST /alert`` body (checked strictly: a
-bad field is a 400 naming it) and an Alertmanager webhook (version 4), where an entry
-never fails its batch. Pure functions, no HTTP: ``lcbot.ingress`` serves them."""
+"""What the HTTP ingress accepts: a ``POST /alert`` body (checked strictly: a bad field is
+a 400 naming it), an Alertmanager webhook (version 4), where an entry never fails its
+batch, and a ``POST /heartbeat/KEY`` beat. Pure functions, no HTTP: ``lcbot.ingress``
+serves them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from lcbot.alerts import MAX_TEXT, MAX_TITLE, Alert, InvalidAlert, is_blank, make_alert
+from lcbot.beats import InvalidBeat, check_beat, parse_period
 from lcbot.schema import LEVELS
 
 MAX_ENTRIES = 1000  # Alertmanager entries kept per webhook; the rest are counted in one alert
 ALERT_FIELDS = {"text": str, "level": str, "title": str, "key": str, "resolved": bool}
+HEARTBEAT_FIELDS = ("every", "grace", "level")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -181,3 +185,42 @@ def _overflow(body: dict, dropped: list, severity: dict[str, str]) -> Alert:
         key=_short_key(f"alertmanager-overflow:{group}"),
         source="alertmanager",
     )
+
+
+def _seconds(value: Any, name: str, zero: bool = False) -> Any:
+    """A duration field: ``"1h"``, ``"90s"`` or a number of seconds."""
+    if isinstance(value, str):
+        try:
+            return parse_period(value, name, zero)
+        except InvalidBeat as exc:
+            raise BadRequest(f"field '{name}': {exc.reason}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise BadRequest(f"field '{name}' must be a duration such as \"1h\" or a number of seconds")
+
+
+def parse_heartbeat(key: str, query: Mapping[str, str], body: Any) -> tuple[str, float, float, str]:
+    """``POST /heartbeat/KEY`` → ``(key, every, grace, level)``: ``every`` (required),
+    ``grace`` (default 0) and ``level`` (default ``warning``) from the query string or a
+    JSON object body (``None``: no body), each given once."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object (or empty)")
+    fields: dict[str, Any] = {}
+    for given in (query.items(), body.items()):
+        for name, value in given:
+            if name not in HEARTBEAT_FIELDS:
+                raise BadRequest(f"unknown field '{_storable(str(name))[:40]}'")
+            if name in fields:
+                raise BadRequest(f"field '{name}' given twice")
+            fields[name] = value
+    if "every" not in fields:
+        raise BadRequest("field 'every' is required (e.g. ?every=1h)")
+    every = _seconds(fields["every"], "every")
+    grace = _seconds(fields.get("grace", 0), "grace", zero=True)
+    try:
+        return check_beat(key, every, grace, fields.get("level", "warning"))
+    except InvalidBeat as exc:
+        where = "the path's KEY" if exc.field == "key" else f"field '{exc.field}'"
+        raise BadRequest(f"{where}: {exc.reason}") from None

@@ -18,13 +18,14 @@ import pytest
 from lcbot.alerts import make_alert
 from lcbot.db import DB_NAME, connect, transaction
 from lcbot.db import alerts as alerts_sql
+from lcbot.db import heartbeats as heartbeats_sql
 from lcbot.retention import BATCH
 from lcbot.testing import Harness, running_bot
 from tests.procs import lcbot, make_project, query
 
 TEAM = {"root1": "root", "admin1": "admin", "user1": "user"}
 DAY = 86400.0
-TABLE_SCAN = re.compile(r"^SCAN (outbox|alerts)\b(?! USING)")
+TABLE_SCAN = re.compile(r"^SCAN (outbox|alerts|heartbeats)\b(?! USING)")
 
 
 def run(coro):
@@ -70,6 +71,9 @@ def test_every_query_the_running_bot_repeats_uses_an_index(tmp_path):
             await bot.alert("fire", level="critical", key="k")
             await bot.alert("fire again", level="critical", key="k")  # de-duplicated
             await asyncio.to_thread(store_from_outside, bot.app.db.path)
+            bot.app.heartbeats.beat("in-process", 0.1)  # late at the next check
+            bot.app.heartbeats.beat("removed", 60)
+            bot.app.heartbeats.remove("removed")
             bot.transport.fail_next = 1
             await bot.alert("lost", level="info")  # one failed send: dead
             other = connect(bot.app.db.path)
@@ -89,6 +93,7 @@ def test_every_query_the_running_bot_repeats_uses_an_index(tmp_path):
             conn.set_trace_callback(None)
             found = plans(conn, statements)
         assert len(found) >= 8, list(found)  # the workload reached the repeated queries
+        assert len([sql for sql in found if "heartbeats" in sql]) >= 4, list(found)
         scans = {sql: steps for sql, steps in found.items() if any(map(TABLE_SCAN.match, steps))}
         assert not scans, "table scans:\n" + "\n".join(f"{s}\n  {p}" for s, p in scans.items())
 
@@ -99,6 +104,9 @@ def store_from_outside(path: Path) -> None:
     db = connect(path)
     with transaction(db):
         alerts_sql.insert_new(db, [make_alert("from the CLI", "warning")])
+        heartbeats_sql.beat(db, "cron", 0.1, 0, "warning", "cli", time.time())
+        heartbeats_sql.beat(db, "gone", 60, 0, "warning", "cli", time.time())
+        heartbeats_sql.remove(db, "gone")  # a tombstone for the bot
     db.close()
 
 

@@ -205,7 +205,7 @@ def test_folder_module_plugin_is_listed_with_hooks_and_commands(cfg_path, cli):
         "commands": ["greeting", "hi"],
     }
     assert {r["source"] for r in records[:-1]} == {"builtin"}
-    assert records[0]["commands"] == ["help", "quit", "whoami"]
+    assert records[0]["commands"] == ["help", "jobs", "quit", "whoami"]
 
     commands = commands_in_process(cli)
     assert {n for n, c in commands.items() if c["plugin"] not in BUILTIN} == {"greeting", "hi"}

@@ -219,3 +219,36 @@ def test_a_job_survives_the_bot_restarting(tmp_path):
             assert not [t for t in second.seen if "connected (pid" in t]  # told once
     finally:
         stop_job(crawler)
+
+
+TRAINER = """
+import time
+from lcbot import job
+
+j = job.connect("trainer")
+for step in range(20):
+    j.metric("loss", 1.0 / (step + 1), step=step)
+    j.heartbeat(every=1)
+    time.sleep(0.05)
+print("beating stopped", flush=True)
+time.sleep(30)
+"""
+
+
+def test_job_metrics_are_plotted_and_a_late_job_heartbeat_alerts(tmp_path):
+    folder = project(tmp_path)
+    (folder / "trainer.py").write_text(textwrap.dedent(TRAINER))
+    with bots() as start:
+        bot = start(folder)
+        trainer = start_job(folder, "trainer.py")
+        try:
+            bot.expect(lambda t: t.startswith("trainer on ") and "connected" in t)
+            bot.expect(lambda t: t.startswith("WARNING trainer: no heartbeat for "), timeout=30)
+            bot.send("heartbeats")
+            bot.expect(lambda t: t.startswith("trainer") and "LATE" in t)
+            bot.send("plot trainer loss")
+            bot.expect(lambda t: t.startswith("[file for me] trainer-loss.png") or "▁" in t)
+        finally:
+            stop_job(trainer)
+        bot.end_input()
+        assert bot.wait() == 0

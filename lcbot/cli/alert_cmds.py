@@ -6,48 +6,28 @@ running bot picks new alerts and retried rows up within a second.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from lcbot import config
-from lcbot.cli.common import ConfigOption, JsonOption, escape, print_json, stdout, sub_app
+from lcbot.cli.common import (
+    ConfigOption,
+    JsonOption,
+    escape,
+    print_json,
+    stdout,
+    sub_app,
+    when,
+)
+from lcbot.cli.common import database as _db
 from lcbot.errors import UsageError
-
-if TYPE_CHECKING:
-    import sqlite3
 
 LIMIT = typer.Option("--limit", "-n", help="How many.", min=1, max=1_000_000)
 
 alerts_app = sub_app("Inspect alerts and their routing.")
 outbox_app = sub_app("Inspect and repair the queue of outgoing messages.")
-
-
-@contextlib.contextmanager
-def _db(config_path, create: bool = True) -> Iterator[sqlite3.Connection | None]:
-    """The database, open for the block (None when ``create`` is False and there is none
-    yet); damage met in the block is reported as such (``lcbot.db.Damaged``)."""
-    from lcbot.db import DB_NAME, connect, reporting
-
-    cfg = config.load(config_path)
-    path = cfg.bot.data_dir / DB_NAME
-    if not create and not path.exists():
-        yield None
-        return
-    db = connect(path)
-    try:
-        with reporting(path):
-            yield db
-    finally:
-        db.close()
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
 
 
 def _room_label(room: dict) -> str:
@@ -125,7 +105,7 @@ def recent(
             text = "resolved: " + text
         table.add_row(
             str(a["id"]),
-            _when(a["created"]),
+            when(a["created"]),
             a["level"],
             escape(text),
             escape(a["key"] or ""),
@@ -184,7 +164,7 @@ def list_outbox(
             first_line = f"[file] {m['text']} ({m['file_size']:,} bytes)"
         table.add_row(
             str(m["id"]),
-            _when(m["created"]),
+            when(m["created"]),
             escape(m["recipient"]),
             m["kind"],
             escape(state_text),

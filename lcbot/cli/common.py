@@ -5,14 +5,20 @@ Keep this module light: it is imported by every ``lcbot`` invocation.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from lcbot.errors import LcbotError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 ConfigOption = Annotated[
     Path | None,
@@ -78,3 +84,29 @@ class LcbotGroup(TyperGroup):
         except LcbotError as exc:
             error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+
+
+@contextlib.contextmanager
+def database(config_path: Path | None, create: bool = True) -> Iterator[sqlite3.Connection | None]:
+    """The database of the config's data dir, open for the block (None when ``create`` is
+    False and there is none yet); damage met in the block is reported as such
+    (``lcbot.db.Damaged``)."""
+    from lcbot import config
+    from lcbot.db import DB_NAME, connect, reporting
+
+    cfg = config.load(config_path)
+    path = cfg.bot.data_dir / DB_NAME
+    if not create and not path.exists():
+        yield None
+        return
+    db = connect(path)
+    try:
+        with reporting(path):
+            yield db
+    finally:
+        db.close()
+
+
+def when(ts: float | None) -> str:
+    """``2024-05-01 12:00:00`` (local time) for an epoch time; ``""`` for none."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""

@@ -4,8 +4,9 @@ Tables: ``outbox`` (every outgoing message; a file message names its bytes in
 ``<data_dir>/files/``), ``alerts`` (every alert with its routing
 outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pairing``
 (one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
-``plugin_state`` (each plugin's key/value store), ``metric_series`` and ``metric_points``
-(job and host metrics). ``migrate``
+``plugin_state`` (each plugin's key/value store), ``heartbeats`` (dead-man's switches:
+each key's period and last beat), ``metric_series`` and ``metric_points`` (job and host
+metrics). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -90,9 +91,24 @@ MIGRATIONS = [
     ALTER TABLE outbox ADD COLUMN file TEXT;
     ALTER TABLE outbox ADD COLUMN file_size INTEGER;
     """,
-    # 7: reserved for the job hub's heartbeats (written on another branch; this placeholder
-    # is replaced by that migration when the branches meet)
-    "",
+    # 7: heartbeats (dead-man's switches): a beat (any process) upserts its row and takes
+    # the next ``seq``, which the running bot polls; ``late`` is the bot's own mark (the
+    # last beat it went late after); ``removed`` a tombstone the bot deletes once seen
+    """
+    CREATE TABLE heartbeats (
+        key        TEXT PRIMARY KEY,
+        every      REAL    NOT NULL,
+        grace      REAL    NOT NULL DEFAULT 0,
+        level      TEXT    NOT NULL DEFAULT 'warning',
+        source     TEXT,
+        created    REAL    NOT NULL,
+        last_beat  REAL    NOT NULL,
+        late       REAL,
+        removed    INTEGER NOT NULL DEFAULT 0,
+        seq        INTEGER NOT NULL
+    );
+    CREATE INDEX heartbeats_seq ON heartbeats (seq);
+    """,
     # 8: job and host metrics (lcbot.metrics): one row per series, points by series and time
     # (the plot query); retention walks points by id, like the outbox
     """

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "alerts": ("alert_cmds", "alerts_app", "group"),
     "outbox": ("alert_cmds", "outbox_app", "group"),
     "wechat": ("wechat_cmds", "app", "group"),
+    "watch": ("watch_cmd", "watch", "command"),
 }
 
 
@@ -68,7 +69,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         if kind == "group":
             cli.add_typer(target, name=name)
         else:
-            cli.command(name)(target)
+            cli.command(name, **getattr(target, "command_options", {}))(target)
     return cli
 
 

@@ -157,3 +157,16 @@ def test_milestones_are_told_every_25_percent(tmp_path):
         assert bot.wait() == 0
         told = [t for t in bot.seen if t.startswith("crawl: [")]
         assert len(told) == 4, told  # once each, to me (bob is told too: "→ bob: …")
+
+
+def test_the_sdk_and_notify_import_only_the_standard_library(tmp_path):
+    probe = (
+        "import sys; before = set(sys.modules)  # site start-up: the editable install's finder\n"
+        "from lcbot import job; import lcbot.jobnotify, lcbot.jobtqdm\n"
+        "job.notify(name='x')\n"
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}"
+        " - set(sys.stdlib_module_names)"
+        " - {'lcbot', '__main__'}))\n"
+    )
+    done = run(tmp_path, "-c", probe)
+    assert done.stdout == "[]\n", done.stderr

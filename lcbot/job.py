@@ -40,6 +40,7 @@ __all__ = ["Context", "Fail", "Job", "connect", "notify"]
 LEVELS = ("info", "warning", "critical")
 PRIVILEGES = ("root", "admin", "user")
 STATUS_EVERY = 2.0  # seconds between checks of the status callable
+_LAST: list[Job] = []  # the job this process connected last (for tqdm)
 
 
 class Fail(Exception):
@@ -125,10 +126,12 @@ class Job:
         self._closed = False
         self._stop_asked = False
         self._crash: str | None = None
+        self._storing: list[threading.Thread] = []  # alerts being written to the database
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
         atexit.register(self._at_exit)
         self.link.start()
+        _LAST[:] = [self]
         self._watch = threading.Thread(target=self._watch_status, name="lcbot-job-status")
         self._watch.daemon = True
         self._watch.start()
@@ -179,8 +182,7 @@ class Job:
         key: str | None = None,
         resolved: bool = False,
     ) -> None:
-        """An alert from this job (durable: while a local bot is stopped, it is written to
-        the bot's database and routed when the bot starts)."""
+        """An alert from this job (kept in the bot's database while a local bot is down)."""
         if level not in LEVELS:
             level = "warning"
         message = {"op": "alert", "text": str(text), "level": level, "key": key}
@@ -188,7 +190,9 @@ class Job:
         if self.link.connected.is_set() or self.remote:
             self._send(message)
         else:
-            threading.Thread(target=self._store_alert, args=(message,), daemon=True).start()
+            store = threading.Thread(target=self._store_alert, args=(message,), daemon=True)
+            self._storing.append(store)
+            store.start()
 
     def heartbeat(self, every: float = 3600.0, grace: float = 0.0, key: str | None = None) -> None:
         """A beat of the heartbeat ``key`` (default: the job's name), expected every
@@ -211,6 +215,8 @@ class Job:
         self._closed = True
         bye = {"op": "bye", "outcome": outcome, "error": error, "exit": exit, "quiet": quiet}
         self._send(bye)
+        for store in self._storing:  # an alert of the program's last moments is kept too
+            store.join(10)
         self.link.close()
 
     # --- inside ------------------------------------------------------------------------------
@@ -335,7 +341,7 @@ class Job:
             from lcbot.db.alerts import insert_new
 
             db_path = self.link.socket_path.parent / DB_NAME  # type: ignore[union-attr]
-            text = f"{self.name}: {message['text']}"
+            text = joblink.alert_text(self.name, message["text"])
             key = message.get("key")
             checked = make_alert(
                 text,
@@ -376,7 +382,7 @@ def notify(name: str | None = None, **connect_options: Any) -> Callable[[Any], A
     rank 0 notifies (``RANK`` / ``LOCAL_RANK``)."""
     from lcbot.jobnotify import notifier
 
-    return notifier(name, connect_options)
+    return notifier(name, connect_options, connect)
 
 
 def _hostname() -> str:
@@ -387,7 +393,8 @@ def _hostname() -> str:
 
 def __getattr__(name: str) -> Any:
     if name == "tqdm":  # `from lcbot.job import tqdm`: tqdm stays an optional dependency
-        from lcbot.jobtqdm import tqdm
+        from lcbot.jobtqdm import tqdm_class
 
-        return tqdm
+        value = globals()["tqdm"] = tqdm_class(lambda: _LAST[0] if _LAST else None)
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

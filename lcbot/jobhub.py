@@ -29,6 +29,7 @@ from typing import Any
 from lcbot.alerts import make_alert
 from lcbot.commands import NAME_RE, CmdType, Command, CommandError, Registry
 from lcbot.jobcmds import check_commands, job_command, own_commands
+from lcbot.joblink import alert_text
 from lcbot.jobview import describe, progress_line
 from lcbot.users import User
 
@@ -219,7 +220,7 @@ class JobHub:
     def _op_alert(self, session: Session, message: dict[str, Any]) -> None:
         key = message.get("key")
         alert = make_alert(
-            f"{session.name}: {message['text']}",
+            alert_text(session.name, str(message["text"])),
             message.get("level", "warning"),
             None,
             f"{session.name}:{key}" if key else None,

@@ -254,6 +254,16 @@ class Link(threading.Thread):
             self.on_message(message)
 
 
+def alert_text(job: str, text: str) -> str:
+    """A job's alert as chat shows it: ``job: text``, unless the text names the job first
+    (``train.py finished in 3h12m`` from job ``train`` stays as it is)."""
+    import re
+
+    if re.match(re.escape(job) + r"(?![\w-])", text, flags=re.IGNORECASE):
+        return text
+    return f"{job}: {text}"
+
+
 def _line(message: dict[str, Any]) -> bytes:
     data = json.dumps(message, ensure_ascii=False, default=str).encode()
     if len(data) >= MAX_LINE:  # keep the message valid: cut its text, never the framing

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "heartbeat": ("heartbeat_cmds", "heartbeat", "command"),
     "heartbeats": ("heartbeat_cmds", "heartbeats", "command"),
     "wechat": ("wechat_cmds", "app", "group"),
+    "watch": ("watch_cmd", "watch", "command"),
 }
 
 
@@ -70,7 +71,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         if kind == "group":
             cli.add_typer(target, name=name)
         else:
-            cli.command(name)(target)
+            cli.command(name, **getattr(target, "command_options", {}))(target)
     return cli
 
 

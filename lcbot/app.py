@@ -32,6 +32,7 @@ from lcbot.fallback import Fallback, load_apprise
 from lcbot.files import FileStore
 from lcbot.handlers import Runner
 from lcbot.ingress import Ingress, IngressSettings
+from lcbot.jobhttp import JobExchange
 from lcbot.jobhub import JobHub
 from lcbot.jobsock import JobSocket
 from lcbot.message import Feed
@@ -143,7 +144,9 @@ class App:
         if ingress.enabled:
             ingress.check_exposure(str(config.path))  # before anything starts
         self.ingress = (
-            Ingress(ingress, self._store_alerts, self.health) if ingress.enabled else None
+            Ingress(ingress, self._store_alerts, self.health, JobExchange(self.jobs))
+            if ingress.enabled
+            else None
         )
         keep = alert_settings.keep
         self.retention = Retention(

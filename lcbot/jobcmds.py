@@ -18,6 +18,7 @@ class JobHub(Protocol):
 
     def next_id(self) -> str: ...
 
+
 RUN_TIMEOUT = 600.0  # seconds a job command may take
 MAX_COMMANDS = 50
 RESERVED = ("tail", "stop")

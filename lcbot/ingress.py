@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
@@ -237,7 +238,8 @@ class Ingress:
         assert self.jobs is not None  # the middleware answered 403 otherwise
         try:
             body = await self._read_json(request)
-            answer = await self.jobs.exchange(body, self.settings.job_token or "")
+            gone = functools.partial(self.guard.gone, request.protocol)  # a job killed
+            answer = await self.jobs.exchange(body, self.settings.job_token or "", gone)
         except BadRequest as exc:
             reply = self._json_error(400, str(exc))
             if not request.content.is_eof():

@@ -13,7 +13,8 @@ answer lost on the way is sent again and a job only ever gets its own messages. 
 (default true) takes them, waiting up to ``POLL`` seconds when there are none (a message
 ends the wait at once); ``poll: false`` only delivers the job's messages. A session with
 no exchange for ``IDLE`` seconds is detached (the hub tells "gone" after its grace); an
-unknown id — after a bot restart — answers ``gone: true`` and changes nothing. A body
+unknown id — after a bot restart — answers ``gone: true`` and changes nothing. A wait
+ends when the client's connection closes (a job killed), so its idle time starts then. A body
 that breaks the limits answers 400 (``BadRequest`` naming the field) and changes nothing.
 """
 
@@ -27,6 +28,7 @@ import itertools
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ IDLE = 60.0  # seconds without an exchange before a session is detached
 MAX_MESSAGES = 100  # messages in one exchange, either way
 MAX_QUEUE = 1000  # unacknowledged messages for one job: more and its session ends
 MAX_SESSIONS = 512
+CHECK = 2.0  # seconds between two looks whether a waiting job's connection closed
 
 
 @dataclass(eq=False)
@@ -93,8 +96,11 @@ class JobExchange:
         self.remotes: dict[str, Remote] = {}
         self.closing = False
 
-    async def exchange(self, body: Any, token: str) -> dict[str, Any]:
-        """Answer one exchange (``token``: the one the request was authorised with)."""
+    async def exchange(
+        self, body: Any, token: str, gone: Callable[[], bool] | None = None
+    ) -> dict[str, Any]:
+        """Answer one exchange (``token``: the one the request was authorised with;
+        ``gone()``: whether the client closed its connection, which ends a wait)."""
         session_id, messages, poll, ack = parse_exchange(body)
         digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         if session_id is None:
@@ -109,7 +115,7 @@ class JobExchange:
             if not poll or remote.ended:
                 return {"session": remote.id, "messages": [], "gone": remote.gone}
             if not remote.queue and not self.closing:
-                await self._wait(remote)
+                await self._wait(remote, gone)
             return self._answer(remote)
         finally:
             self._end(remote)
@@ -155,13 +161,16 @@ class JobExchange:
         out = list(itertools.islice(remote.queue, MAX_MESSAGES))
         return {"session": remote.id, "messages": out, "gone": remote.gone}
 
-    async def _wait(self, remote: Remote) -> None:
+    async def _wait(self, remote: Remote, gone: Callable[[], bool] | None) -> None:
         remote.wake()  # an older exchange still waiting answers now: this one takes over
-        waiter = remote.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = remote.waiter = loop.create_future()
+        deadline = loop.time() + self.poll
         try:
-            await asyncio.wait_for(waiter, self.poll)
-        except asyncio.TimeoutError:
-            pass
+            while not waiter.done() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait([waiter], timeout=min(CHECK, left))
+                if gone is not None and gone():
+                    return  # a job killed: its idle time starts now
         finally:
             if remote.waiter is waiter:
                 remote.waiter = None

@@ -4,6 +4,7 @@ token; and a local job killed with -9. Bounded waits only."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import INGRESS_TOKEN, INGRESS_TOKEN_ENV
+from tests.engine import running_bot
 from tests.procs import WAIT, Bot, bots, child_env, lcbot, make_project, wait_until
 from tests.test_jobs_e2e import start_job
 from tests.wechaty_mock import free_port
@@ -338,3 +340,62 @@ def test_a_job_killed_with_9_is_told_gone_and_its_commands_disappear(tmp_path):
                 local.kill()
         bot.end_input()
         assert bot.wait() == 0
+
+
+def test_a_remote_job_killed_with_9_is_detached_when_idle_and_told_gone(tmp_path, monkeypatch):
+    """The in-process bot's idle limit is shortened to 1 s (60 s in a real one); the job is
+    a real process over real HTTP."""
+    monkeypatch.setenv("LCBOT_JOB_TOKEN", JOB_TOKEN)
+    config = {"ingress": {"enabled": True, "listen": "127.0.0.1:0"}}
+
+    async def scenario() -> None:
+        async with running_bot(tmp_path / "bot", config=config) as bot:
+            assert bot.app.ingress is not None and bot.app.ingress.jobs is not None
+            bot.app.ingress.jobs.idle = 1.0
+            (tmp_path / "elsewhere").mkdir()
+            (tmp_path / "elsewhere" / "job.py").write_text(textwrap.dedent(JOB))
+            job = start_remote(tmp_path, bot.app.ingress.port, "crawler")
+            try:
+                await until(lambda: "crawler" in bot.app.jobs.sessions, "attached")
+                await until(lambda: bot.app.ingress.jobs.remotes, "a session")
+                os.kill(job.pid, signal.SIGKILL)
+                job.wait(WAIT)
+                await until(lambda: "crawler" not in bot.app.jobs.sessions, "detached, gone")
+                gone = [t for t in bot.to("root1") if t.startswith("crawler on ")]
+                assert gone and " is gone after " in gone[-1], bot.sent
+                assert not bot.app.ingress.jobs.remotes  # its session id is forgotten
+                assert bot.app.registry.get("crawler.interval") is None
+            finally:
+                if job.poll() is None:
+                    job.kill()
+                job.communicate(timeout=WAIT)
+
+    asyncio.run(scenario())
+
+
+async def until(condition: Any, what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_the_remote_sdk_imports_only_the_standard_library(tmp_path):
+    code = """
+    import sys, time
+    from lcbot import job
+    j = job.connect("x")  # LCBOT_URL: a port nobody listens on
+    j.status("s"); j.alert("a"); j.progress(1, 2)
+    time.sleep(1.0)
+    names = {m.split(".")[0] for m in sys.modules} - set(sys.stdlib_module_names)
+    names = {n for n in names if not n.startswith("_")}  # __main__, site's import hooks
+    ours = sorted(m for m in sys.modules if m.startswith("lcbot"))
+    print(sorted(names), ours)
+    """
+    (tmp_path / "sdk.py").write_text(textwrap.dedent(code))
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = start_job(tmp_path, "sdk.py", LCBOT_URL=url, LCBOT_JOB_TOKEN=JOB_TOKEN)
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert out.strip() == "['lcbot'] ['lcbot', 'lcbot.job', 'lcbot.joblink', 'lcbot.jobremote']"

@@ -35,6 +35,7 @@ from lcbot.files import FileStore
 from lcbot.handlers import Runner
 from lcbot.heartbeats import Heartbeats
 from lcbot.ingress import Ingress, IngressSettings
+from lcbot.jobhttp import JobExchange
 from lcbot.jobhub import JobHub
 from lcbot.jobsock import JobSocket
 from lcbot.message import Feed
@@ -155,7 +156,13 @@ class App:
         if ingress.enabled:
             ingress.check_exposure(str(config.path))  # before anything starts
         self.ingress = (
-            Ingress(ingress, self._store_alerts, self.health, self.heartbeats.store)
+            Ingress(
+                ingress,
+                self._store_alerts,
+                self.health,
+                self.heartbeats.store,
+                JobExchange(self.jobs),
+            )
             if ingress.enabled
             else None
         )

@@ -7,20 +7,25 @@
 * ``POST /heartbeat/KEY``: a heartbeat's beat; ``every`` (required), ``grace``, ``level``
   in the query string or a JSON object body → 200 with when it is due next.
 * ``GET /healthz``: transport state, outbox depth by state, time of the last send.
+* ``POST /jobs/exchange``: remote jobs (``lcbot.jobhttp``), with the job token only.
 
 Every request needs ``Authorization: Bearer <token>`` when the token variable
 (``[ingress] token_env``, default ``LCBOT_INGRESS_TOKEN``) is set; it is compared in
 constant time and a failure answers 401 and nothing else. Without a token the listener
-may only bind a loopback address. Bad input answers 400 naming the field (413 over
-1 MiB) and queues nothing: alerts of one request are stored in one transaction. An
-Alertmanager entry never fails its batch (only a body that is not a webhook gets 400); a
-500 means an internal error, logged. ``lcbot.ingress_guard`` limits the connections.
+may only bind a loopback address. ``/jobs/exchange`` takes the job token instead
+(``[ingress] job_token_env``, default ``LCBOT_JOB_TOKEN``; neither token opens the other's
+routes); without one remote jobs are off and it answers 403 saying so. Bad input answers
+400 naming the field (413 over 1 MiB) and queues nothing: alerts of one request are
+stored in one transaction. An Alertmanager entry never fails its batch (only a body that
+is not a webhook gets 400); a 500 means an internal error, logged.
+``lcbot.ingress_guard`` limits the connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
@@ -30,7 +35,7 @@ import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcbot.alerts import Alert
 from lcbot.db import Busy
@@ -38,12 +43,16 @@ from lcbot.errors import ConfigError
 from lcbot.ingress_guard import ConnectionGuard, ServerLog, listen
 from lcbot.webhooks import BadRequest, parse_alert, parse_alertmanager, parse_heartbeat
 
+if TYPE_CHECKING:
+    from lcbot.jobhttp import JobExchange
+
 log = logging.getLogger("lcbot.ingress")
 
 MAX_BODY = 1024 * 1024
 BODY_TIMEOUT = 30.0  # seconds for a request's body, once its head has come
 KEEPALIVE = 75.0  # seconds an idle keep-alive connection stays open (aiohttp's is an hour)
 BACKLOG = 128
+JOBS_PATH = "/jobs/exchange"
 
 
 @dataclass(frozen=True)
@@ -55,21 +64,34 @@ class IngressSettings:
     port: int = 8789
     token_env: str = "LCBOT_INGRESS_TOKEN"
     severity: tuple[tuple[str, str], ...] = ()
+    job_token_env: str = "LCBOT_JOB_TOKEN"
 
     @property
     def token(self) -> str | None:
         return os.environ.get(self.token_env) or None
 
+    @property
+    def job_token(self) -> str | None:
+        """The remote jobs' token (None: remote jobs are off)."""
+        return os.environ.get(self.job_token_env) or None
+
     @classmethod
     def from_settings(cls, values: dict[str, Any]) -> IngressSettings:
         """From the checked ``[ingress]`` values of ``Config.settings``."""
         host, port = values["listen"]
+        severity = tuple(values["severity"].items())
         return cls(
-            values["enabled"], host, port, values["token_env"], tuple(values["severity"].items())
+            values["enabled"], host, port, values["token_env"], severity, values["job_token_env"]
         )
 
     def check_exposure(self, where: str) -> None:
-        """Refuse a listener reachable from the network without a token."""
+        """Refuse a listener reachable from the network without a token, and one job token
+        that is also the alert token (each must open only its own routes)."""
+        if self.job_token and self.job_token == self.token:
+            raise ConfigError(
+                f"{where}: ${self.job_token_env} and ${self.token_env} hold the same token: "
+                "give remote jobs a token of their own"
+            )
         if self.token:
             return
         try:
@@ -95,11 +117,13 @@ class Ingress:
         store: Callable[[list[Alert]], list[int]],
         health: Callable[[], dict[str, Any]],
         beat: Callable[[str, float, float, str, str], float],
+        jobs: JobExchange | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.health = health
         self.beat = beat
+        self.jobs = jobs  # remote jobs' sessions (POST /jobs/exchange)
         self.severity = dict(settings.severity)
         self.port: int | None = None
         self.guard = ConnectionGuard()
@@ -137,6 +161,7 @@ class Ingress:
                 web.post("/alertmanager", self._alertmanager),
                 web.post("/heartbeat/{key}", self._heartbeat),
                 web.get("/healthz", self._healthz),
+                web.post(JOBS_PATH, self._jobs),
             ]
         )
         runner = web.AppRunner(
@@ -158,6 +183,8 @@ class Ingress:
                     yield
                 finally:
                     server.close()  # no new connections; the open ones close below
+                    if self.jobs is not None:
+                        self.jobs.close()  # long polls answer now, not in 25 s
         finally:
             await runner.cleanup()
 
@@ -239,6 +266,21 @@ class Ingress:
     async def _alertmanager(self, request):
         return await self._accept(request, lambda body: parse_alertmanager(body, self.severity))
 
+    async def _jobs(self, request):
+        from aiohttp import web
+
+        assert self.jobs is not None  # the middleware answered 403 otherwise
+        try:
+            body = await self._read_json(request)
+            gone = functools.partial(self.guard.gone, request.protocol)  # a job killed
+            answer = await self.jobs.exchange(body, self.settings.job_token or "", gone)
+        except BadRequest as exc:
+            reply = self._json_error(400, str(exc))
+            if not request.content.is_eof():
+                reply.force_close()
+            return reply
+        return web.json_response(answer)
+
     async def _healthz(self, request):
         from aiohttp import web
 
@@ -250,10 +292,15 @@ class Ingress:
         ``MAX_BODY``, and turns an unexpected error into a logged 500."""
         from aiohttp import web
 
-        token = self.settings.token
+        alert_token = self.settings.token
+        job_token = self.settings.job_token if self.jobs is not None else None
 
         @web.middleware
         async def auth(request, handler):
+            jobs = request.path == JOBS_PATH
+            token = job_token if jobs else alert_token
+            if jobs and not token:
+                return self._json_error(403, f"remote jobs are off: {self._jobs_off()}")
             if token:
                 given = request.headers.get("Authorization", "")
                 expected = f"Bearer {token}"
@@ -275,3 +322,6 @@ class Ingress:
                 return self._json_error(500, "internal error (see the bot's log)")
 
         return auth
+
+    def _jobs_off(self) -> str:
+        return f"the bot was started without ${self.settings.job_token_env}"

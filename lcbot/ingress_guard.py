@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import struct
 import sys
@@ -143,6 +144,19 @@ def _pending(fd: int) -> int:
         return 0
 
 
+def _peer_closed(fd: int) -> bool:
+    """Whether the peer of socket ``fd`` closed it (end of stream, or reset)."""
+    if fd < 0:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, nothing to read
+    except OSError:
+        return True
+
+
 class Connection(asyncio.Protocol):
     """One client connection: aiohttp's protocol (``inner``) wrapped so the guard sees it
     open, receive its first request head and close; ``requests`` (those that reached the
@@ -237,6 +251,12 @@ class ConnectionGuard:
             victim = self._victim(conn)
             self.counts["evicted" if victim else "refused"] += 1
             (victim or conn).close()
+
+    def gone(self, protocol: Any) -> bool:
+        """Whether the client of ``protocol`` (``request.protocol``) closed its connection
+        (a long poll stops waiting for it; aiohttp may not be reading while it waits)."""
+        conn = self.open.get(protocol)
+        return conn is None or _peer_closed(conn.fd)
 
     def closed(self, conn: Connection) -> None:
         if self.open.pop(conn.inner, None) is not None and conn.timer is not None:

@@ -86,6 +86,7 @@ class Link(threading.Thread):
         self._unsent = 0  # bytes taken from the queue, not yet written
         self._closing = False
         self._sock: socket.socket | None = None
+        self._http: Any = None  # lcbot.jobremote.HttpClient, made on first use
         self.dropped = 0
 
     # --- what the job calls --------------------------------------------------------------
@@ -205,43 +206,12 @@ class Link(threading.Thread):
             os.close(wake_w)
 
     def _run_http(self) -> None:
-        """Exchange batches with ``POST /jobs/exchange`` (long poll for the bot's messages)."""
-        import urllib.error
-        import urllib.request
+        """Exchange batches with ``POST /jobs/exchange`` (``lcbot.jobremote``)."""
+        if self._http is None:
+            from lcbot.jobremote import HttpClient
 
-        session: str | None = None
-        while not self._closing and self.refused is None:
-            batch = [self.hello()] if session is None else []
-            while self._queue and len(batch) < 100:
-                batch.append(self._queue.popleft())
-            body = json.dumps({"session": session, "messages": batch}).encode()
-            request = urllib.request.Request(
-                f"{self.url}/jobs/exchange",
-                data=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "Authorization": f"Bearer {self.token or ''}",
-                },
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=40) as response:
-                    answer = json.loads(response.read())
-            except urllib.error.HTTPError as exc:
-                for message in reversed(batch[1 if session is None else 0 :]):
-                    self._queue.appendleft(message)  # not taken: send them again
-                if exc.code in (401, 403):
-                    self.refused = f"the bot refused the job token ({exc.code})"
-                raise
-            except Exception:
-                for message in reversed(batch[1 if session is None else 0 :]):
-                    self._queue.appendleft(message)
-                raise
-            session = answer.get("session") or session
-            for message in answer.get("messages", []):
-                self._received(message)
-            if answer.get("gone"):  # the bot forgot this session (it restarted)
-                session = None
-                self.connected.clear()
+            self._http = HttpClient(self, encode)
+        self._http.run()
 
     def _received(self, message: dict[str, Any]) -> None:
         op = message.get("op")
@@ -265,11 +235,17 @@ def alert_text(job: str, text: str) -> str:
 
 
 def _line(message: dict[str, Any]) -> bytes:
-    data = json.dumps(message, ensure_ascii=False, default=str).encode()
-    if len(data) >= MAX_LINE:  # keep the message valid: cut its text, never the framing
+    return encode(message) + b"\n"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """``message`` as JSON of less than ``MAX_LINE`` bytes: a text too long is cut, never
+    the framing."""
+    data = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8", "replace")
+    if len(data) >= MAX_LINE:
         message = {**message, "text": str(message.get("text", ""))[: MAX_LINE // 8]}
-        data = json.dumps(message, ensure_ascii=False, default=str).encode()
+        data = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8", "replace")
         if len(data) >= MAX_LINE:
             keep = {k: message[k] for k in ("op", "id") if k in message}
             data = json.dumps({**keep, "text": "(too large to send)"}).encode()
-    return data + b"\n"
+    return data

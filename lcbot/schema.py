@@ -18,6 +18,9 @@ TRANSPORTS = ("auto", "console", "wechaty")
 
 WECHAT_PACE = "WeChat {}, console 0"
 TOKEN_IN_FILE = "never store the token in lcbot.toml; put it in the variable named by token_env"
+JOB_TOKEN_IN_FILE = (
+    "never store the token in lcbot.toml; put it in the variable named by job_token_env"
+)
 
 SCHEMA: dict[str, Section] = {
     s.name: s
@@ -256,6 +259,13 @@ SCHEMA: dict[str, Section] = {
                     default_doc="`LCBOT_INGRESS_TOKEN`",
                 ),
                 Setting(
+                    "job_token_env",
+                    VARIABLE,
+                    "LCBOT_JOB_TOKEN",
+                    "remote jobs' token variable (`/jobs/exchange`); unset: remote jobs off",
+                    default_doc="`LCBOT_JOB_TOKEN`",
+                ),
+                Setting(
                     "severity",
                     TABLE,
                     {"critical": "critical", "warning": "warning", "info": "info"},
@@ -265,7 +275,7 @@ SCHEMA: dict[str, Section] = {
                     default_doc="identity for the three levels",
                 ),
             ),
-            forbidden={"token": TOKEN_IN_FILE},
+            forbidden={"token": TOKEN_IN_FILE, "job_token": JOB_TOKEN_IN_FILE},
         ),
         Section(
             "storage",

@@ -58,8 +58,10 @@ def cli():
 
 @pytest.fixture(autouse=True)
 def no_ingress_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ingress token unless a test asks for one (child processes inherit the choice)."""
-    monkeypatch.delenv(INGRESS_TOKEN_ENV, raising=False)
+    """No ingress or job token, no remote bot, unless a test asks for them (child processes
+    inherit the choice)."""
+    for name in (INGRESS_TOKEN_ENV, "LCBOT_JOB_TOKEN", "LCBOT_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -63,11 +63,12 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-def start_job(folder: Path, script: str) -> subprocess.Popen[str]:
+def start_job(folder: Path, script: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    """``python SCRIPT ARGS`` in ``folder`` (``env``: extra variables), output piped."""
     return subprocess.Popen(
-        [sys.executable, script],
+        [sys.executable, script, *args],
         cwd=folder,
-        env=child_env(),
+        env=child_env(**env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

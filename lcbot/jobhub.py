@@ -319,7 +319,7 @@ class SeenJobs:
         self.entries = [*self.entries, entry][-self.KEEP :]
         if self.path is not None:
             try:
-                from lcbot.qr import write_private
+                from lcbot.private import write_private
 
                 write_private(self.path, json.dumps(self.entries).encode())
             except OSError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from lcbot.qr import write_private
+from lcbot.private import write_private
 
 LOGIN_FILE = "wechat-login.json"
 QR_PNG = "login-qr.png"

@@ -7,11 +7,10 @@ terminals; the quiet zone is the standard four modules.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from pathlib import Path
+
+from lcbot.private import write_private
 
 BORDER = 4  # modules of quiet zone around the code (ISO/IEC 18004)
 PNG_SCALE = 8  # pixels per module in the PNG
@@ -50,18 +49,3 @@ def save_png(data: str, path: Path) -> None:
     buffer = io.BytesIO()
     segno.make(data, micro=False).save(buffer, kind="png", scale=PNG_SCALE, border=BORDER)
     write_private(path, buffer.getvalue())
-
-
-def write_private(path: Path, content: bytes) -> None:
-    """Replace ``path`` with ``content`` atomically; the file is mode 0600."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:  # mkstemp creates the file 0600
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

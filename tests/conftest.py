@@ -114,3 +114,13 @@ def wechat_bot(server: WechatyMockServer, tmp_path: Path):
     for bot in started:
         bot.stop()
         bot.log.close()
+
+
+@pytest.fixture
+def wechaty_env(
+    server: WechatyMockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> WechatyMockServer:
+    """python-wechaty pointed at this module's ``server``, started from a clean state."""
+    from tests.wechaty_bot import prepare
+
+    return prepare(server, tmp_path, monkeypatch)

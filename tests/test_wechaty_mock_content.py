@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wechaty_bot import BOT, WAIT, Bot, prepare, serve, until
+from tests.wechaty_bot import BOT, WAIT, Bot, serve, until
 from tests.wechaty_kinds import kind_message, quote_text
 from tests.wechaty_mock import SERVER_DIR, WechatyMockServer, WechatyServerError
 
@@ -33,13 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatyMockServ
     with serve(tmp_path_factory, {ALICE: "Alice"}) as srv:
         srv.add_room(ROOM, "ops", [ALICE, BOT])
         yield srv
-
-
-@pytest.fixture
-def wechaty_env(
-    server: WechatyMockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> WechatyMockServer:
-    return prepare(server, tmp_path, monkeypatch)
 
 
 def test_friend_request_loads_and_accepts(wechaty_env: WechatyMockServer) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from tests.wechaty_bot import (
     Bot,
     RawClient,
     Seen,
-    prepare,
     serve,
     texts,
     until,
@@ -41,13 +39,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatyMockServ
     with serve(tmp_path_factory, {ALICE: "Alice", BOB: "Bob"}) as srv:
         srv.add_room(ROOM, "ops", [ALICE, BOB, BOT])
         yield srv
-
-
-@pytest.fixture
-def wechaty_env(
-    server: WechatyMockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> WechatyMockServer:
-    return prepare(server, tmp_path, monkeypatch)
 
 
 def test_direct_message_ping_pong(wechaty_env: WechatyMockServer) -> None:

@@ -83,7 +83,7 @@ class Owner:
         except (OSError, ValueError, AttributeError):
             owner = None
         if owner is None:
-            from lcbot.qr import write_private
+            from lcbot.private import write_private
 
             write_private(self.file, json.dumps({"contact_id": contact_id}).encode())
             owner = contact_id

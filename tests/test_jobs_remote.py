@@ -361,8 +361,13 @@ def test_a_remote_job_killed_with_9_is_detached_when_idle_and_told_gone(tmp_path
                 os.kill(job.pid, signal.SIGKILL)
                 job.wait(WAIT)
                 await until(lambda: "crawler" not in bot.app.jobs.sessions, "detached, gone")
+
+                def told_gone() -> bool:  # the notice goes through the outbox: wait for it
+                    return any(" is gone after " in t for t in bot.to("root1"))
+
+                await until(told_gone, "root told the job is gone")
                 gone = [t for t in bot.to("root1") if t.startswith("crawler on ")]
-                assert gone and " is gone after " in gone[-1], bot.sent
+                assert " is gone after " in gone[-1], bot.sent
                 assert not bot.app.ingress.jobs.remotes  # its session id is forgotten
                 assert bot.app.registry.get("crawler.interval") is None
             finally:

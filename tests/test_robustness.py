@@ -431,6 +431,13 @@ def test_running_bot_sees_user_edits(tmp_path):
             rc, _, err = await asyncio.to_thread(lcbot, project, "user", *args)
             assert rc == 0, err
 
+        def reloaded(name, pri):
+            async def check():
+                user = app.roster.directory.by_name(name)
+                return (user.pri.label if user else None) == pri
+
+            return check
+
         async def answer(sender, text, want):
             async def check():
                 return await ask(bot, sender, text) == want
@@ -443,6 +450,8 @@ def test_running_bot_sees_user_edits(tmp_path):
             await answer("bob", "deploy", ["not allowed: deploy"])
             assert await ask(bot, "carol", "whoami") == ["carol (user)"]
             await cli("remove", "carol")
+            # a whoami answered before the reload would be queued to a user who is gone
+            await await_for(reloaded("carol", None), "carol gone from the roster", timeout=2.5)
             await answer("carol", "whoami", [])
             assert await ask(bot, "dave", "whoami") == []
             await cli("add", "dave", "--pri", "admin", "--wxid", "wxid_dave")

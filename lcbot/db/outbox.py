@@ -36,6 +36,14 @@ def pending_recipients(db: sqlite3.Connection) -> list[str]:
     return [recipient for (recipient,) in rows]
 
 
+def pending_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Pending rows per recipient (``lcbot ilink status``)."""
+    rows = db.execute(
+        "SELECT recipient, count(*) FROM outbox WHERE state = 'pending' GROUP BY recipient"
+    )
+    return dict(rows.fetchall())
+
+
 def pending_for(
     db: sqlite3.Connection, recipient: str, after: tuple[int, int] | None, limit: int
 ) -> list[tuple]:

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lcbot.ilink.store import LinkStore
 from lcbot.private import write_private
 from lcbot.transports.ilink_window import Window
 
 log = logging.getLogger("lcbot.ilink")
 
 SEEN = 512  # message ids remembered for de-duplication
-SUFFIX = ".state.json"
 
 
 @dataclass
@@ -66,7 +66,8 @@ class LinkState:
 
 
 def state_path(data_dir: Path, user: str) -> Path:
-    return data_dir / "ilink" / f"{user}{SUFFIX}"
+    """``<data_dir>/ilink/<user>.state.json`` (the name as ``LinkStore`` spells it)."""
+    return LinkStore(data_dir).state_path(user)
 
 
 def read_state(data_dir: Path, user: str) -> dict[str, Any] | None:
@@ -95,6 +96,6 @@ def load_state(data_dir: Path, user: str, bot_id: str) -> LinkState:
 
 def save_state(data_dir: Path, user: str, state: LinkState) -> None:
     """Write ``user``'s state (0600, atomic)."""
+    LinkStore(data_dir).ensure_folder()
     path = state_path(data_dir, user)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_private(path, json.dumps(state.to_json(), sort_keys=True).encode())

@@ -118,6 +118,7 @@ class App:
             rooms=RoomControls(self.roster),
             metrics=self.metrics,
             heartbeats=HeartbeatControls(self.heartbeats),
+            linking=getattr(transport, "chat_links", lambda bind: None)(self.roster.bind),
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact

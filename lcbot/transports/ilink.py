@@ -33,6 +33,7 @@ from lcbot.transports.base import (
     Transport,
     Undeliverable,
 )
+from lcbot.transports.ilink_chatlink import ChatLinks
 from lcbot.transports.ilink_poll import Poller
 from lcbot.transports.ilink_state import load_state
 from lcbot.transports.ilink_window import BACKOFF_BASE, NUDGE_TEXT, Rules
@@ -87,6 +88,13 @@ class IlinkTransport(Transport):
         self._stamp: Any = None
         self._watch_task: asyncio.Task[None] | None = None
         self._said_no_links = False
+        self.linking: ChatLinks | None = None
+
+    def chat_links(self, bind: Any) -> ChatLinks:
+        """``link NAME`` from chat; ``bind(user, ilink_user_id)`` records the link in
+        lcbot.toml (set by the app)."""
+        self.linking = ChatLinks(lambda base: self.api(base), self.store, bind)
+        return self.linking
 
     # --- links ---------------------------------------------------------------------------
 
@@ -301,5 +309,7 @@ class IlinkTransport(Transport):
             await asyncio.gather(self._watch_task, return_exceptions=True)
         for poller in list(self.pollers.values()):
             await poller.stop()
+        if self.linking is not None:
+            await self.linking.stop()
         if self.session is not None:
             await self.session.close()

@@ -126,7 +126,7 @@ def test_getupdates_body_and_headers():
 
 def test_getupdates_that_times_out_on_the_client_is_an_empty_answer():
     async def main():
-        async with served({"/ilink/bot/getupdates": slow(1)}) as (rec, api):
+        async with served({"/ilink/bot/getupdates": slow(1)}) as (_rec, api):
             got = await api.get_updates("cursor-9", timeout=0.3)
         assert got == {"ret": 0, "msgs": [], "get_updates_buf": "cursor-9"}
 
@@ -193,7 +193,7 @@ def test_qr_code_and_status_requests():
 
 def test_a_status_poll_that_times_out_is_wait():
     async def main():
-        async with served({"/ilink/bot/get_qrcode_status": slow(1)}) as (rec, api):
+        async with served({"/ilink/bot/get_qrcode_status": slow(1)}) as (_rec, api):
             assert await api.get_qrcode_status("q1", timeout=0.3) == {"status": "wait"}
 
     asyncio.run(main())
@@ -216,7 +216,7 @@ ERRORS = [
 @pytest.mark.parametrize(("reply", "status", "kind"), ERRORS)
 def test_errors_are_classified(reply, status, kind):
     async def main():
-        async with served({"/ilink/bot/sendmessage": answer(reply, status)}) as (rec, api):
+        async with served({"/ilink/bot/sendmessage": answer(reply, status)}) as (_rec, api):
             with pytest.raises(ILinkError) as caught:
                 await api.send_text("wx-alice", "ctx", "hi")
         return caught.value
@@ -235,7 +235,7 @@ def test_error_texts_never_hold_the_token():
             "/ilink/bot/sendmessage": answer(echo),
             "/ilink/bot/getupdates": answer({"errmsg": f"no such token {TOKEN}"}, 401),
         }
-        async with served(handlers) as (rec, api):
+        async with served(handlers) as (_rec, api):
             errors = []
             for call in (api.send_text("wx", "ctx", "hi"), api.get_updates("")):
                 with pytest.raises(ILinkError) as caught:
@@ -252,7 +252,7 @@ def test_error_texts_never_hold_the_token():
 def test_getupdates_errors_raise():
     async def main():
         reply = {"ret": -14, "errcode": -14, "errmsg": "session timeout"}
-        async with served({"/ilink/bot/getupdates": answer(reply)}) as (rec, api):
+        async with served({"/ilink/bot/getupdates": answer(reply)}) as (_rec, api):
             with pytest.raises(ILinkError) as caught:
                 await api.get_updates("c")
         assert caught.value.session_expired

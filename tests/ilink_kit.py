@@ -36,12 +36,13 @@ def ilink_project(
     extra: str = "",
     plugins: dict[str, str] | None = None,
     ilink: str = "",
+    ratelimit: str = "",
 ) -> Path:
     """A project whose users (name → (pri, WeChat user or None)) are linked on ``srv``."""
     project = make_project(
         folder,
         {name: pri for name, (pri, _) in users.items()},
-        extra=f'{QUIET}\n[ilink]\nbase_url = "{srv.base_url}"\n'
+        extra=f'{QUIET}{ratelimit}\n[ilink]\nbase_url = "{srv.base_url}"\n'
         f'cdn_base_url = "{srv.cdn_base_url}"\n{ilink}\n{extra}',
         plugins=plugins,
     )
@@ -61,7 +62,8 @@ class IlinkBot:
 
     def __init__(self, project: Path, **env: str) -> None:
         self.project = project
-        self.log = (project.parent / f"bot-{time.monotonic_ns()}.log").open("w+")
+        self.path = project.parent / f"bot-{time.monotonic_ns()}.log"
+        self.log = self.path.open("w")
         self.proc = spawn(
             project,
             "run",
@@ -75,8 +77,7 @@ class IlinkBot:
 
     @property
     def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()
+        return self.path.read_text()
 
     def wait_for(self, text: str, timeout: float = WAIT) -> None:
         wait_until(lambda: text in self.output, f"{text!r} in the log:\n{self.output}", timeout)

@@ -100,7 +100,7 @@ class ChatLinks:
             )
         elif event.kind == linking.VERIFY:
             return await self._number(user, tell, event)
-        elif event.kind == linking.RETRY:
+        elif event.kind in (linking.RETRY, linking.CONFIRMED):  # confirmed: told once kept
             log.info("ilink: link %s: %s", user, event.message)
         else:
             tell(f"link {user}: {event.message}")

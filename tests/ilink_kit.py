@@ -60,15 +60,14 @@ def ilink_project(
 class IlinkBot:
     """A running ``lcbot run --transport ilink`` (stderr kept in a file)."""
 
-    def __init__(self, project: Path, **env: str) -> None:
+    def __init__(self, project: Path, transport: str | None = "ilink", **env: str) -> None:
         self.project = project
         self.path = project.parent / f"bot-{time.monotonic_ns()}.log"
         self.log = self.path.open("w")
         self.proc = spawn(
             project,
             "run",
-            "--transport",
-            "ilink",
+            *(["--transport", transport] if transport else []),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from lcbot.builtin.linking import NEEDS_ILINK
+from lcbot.transports.ilink_window import NUDGE_TEXT
 from tests.ilink_kit import IlinkBot, ilink_project, status_of, texts, wait_text
 from tests.ilink_server import ILinkServer
 from tests.procs import lcbot, lcbot_json, make_project, query, run_console, wait_until
@@ -206,14 +207,19 @@ def register_commands(registry):
 """
 
 
-def test_a_file_goes_through_the_cdn(tmp_path, srv, running):
-    project = ilink_project(tmp_path / "bot", srv, TEAM, plugins={"report": REPORT})
+def test_a_file_goes_through_the_cdn_and_the_nudge_asks_once(tmp_path, srv, running):
+    nudge = 'nudge = "1s"\n'  # a second after alice's last message: ask her for a word
+    project = ilink_project(tmp_path / "bot", srv, TEAM, plugins={"report": REPORT}, ilink=nudge)
     running(project)
     srv.user_send(ALICE, "report")
     wait_text(srv, ALICE, "report attached")
     (upload,) = wait_until(lambda: srv.uploads(ALICE), "the file upload")
     assert upload["name"] == "report.txt"
     assert upload["data"] == b"lcbot report: all good\n" * 100
+    wait_text(srv, ALICE, NUDGE_TEXT)
+    time.sleep(1.5)
+    assert texts(srv, ALICE).count(NUDGE_TEXT) == 1  # once per message from alice
+    assert texts(srv, BOB) == []  # bob never wrote: no window to keep open
 
 
 def test_session_expiry_tells_root_once_and_link_from_chat_renews_it(tmp_path, running):
@@ -264,3 +270,20 @@ def test_no_linked_users_says_how_to_link(tmp_path, srv):
     time.sleep(1.5)
     assert bot.stop() == 0
     assert bot.output.count("no linked users") == 1
+
+
+def test_poll_failures_are_one_line_and_transport_ilink_in_the_config(tmp_path):
+    srv = ILinkServer(longpoll=1.0).start()
+    project = ilink_project(tmp_path / "bot", srv, {"alice": ("root", ALICE)})
+    toml = project / "lcbot.toml"
+    toml.write_text(toml.read_text().replace("[bot]\n", '[bot]\ntransport = "ilink"\n', 1))
+    bot = IlinkBot(project, transport=None)  # plain `lcbot run`: [bot] transport decides
+    bot.wait_for("ilink: polling for alice")
+    srv.stop()  # the service is gone: polls fail, again and again
+    bot.wait_for("polling for alice failed")
+    time.sleep(4.5)  # retries after 2 s and 4 s
+    assert bot.stop() == 0
+    # one line per distinct reason ("Server disconnected" may come first), not one per retry
+    assert bot.output.count("Cannot connect to host") == 1, bot.output
+    assert bot.output.count("polling for alice failed") <= 2, bot.output
+    assert "Traceback" not in bot.output

@@ -121,6 +121,8 @@ class App:
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
         transport.may_invite = self.roster.may_invite
+        transport.wake = self.drainer.wake  # a gated transport: a hold may have lifted
+        transport.notify = self._notify
         self.runner = Runner(
             self.pool,
             self.outbox.put,
@@ -198,6 +200,13 @@ class App:
         if known is not None:
             return known.name
         return await self.binder.admit(contact, name, greeting)
+
+    def _notify(self, user: str | None, text: str) -> None:
+        """The transport's ``notify``: a durable notice to ``user`` (None: every root user)."""
+        roots = [u.name for u in self.roster.directory if u.pri.label == "root"]
+        names = [user] if user is not None else roots
+        for name in names:
+            self.outbox.put(name, text, "notice")
 
     def _plugin_sections(self) -> _Sections:
         """Each plugin's configuration: checked when it declares a schema, raw otherwise."""

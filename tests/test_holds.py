@@ -453,3 +453,21 @@ def test_list_rows_marks_only_pending_rows_of_held_recipients(tmp_path):
     assert held == {(1, "why"), (2, None), (3, None), (4, None)}
     assert [m["id"] for m in list_rows(conn, "pending", 10)] == [4, 1]
     db.close()
+
+
+def test_the_repeated_hold_queries_search_the_outbox_by_index(tmp_path):
+    """The fallback asks every second; the outbox is never scanned (``holds`` is: a few rows)."""
+    from lcbot.db.outbox import pending_after
+    from tests.test_db import plans
+
+    db = Database(tmp_path / "lcbot.db")
+    db.open()
+    for query in (lambda c: held_critical(c, 1.0), lambda c: pending_after(c, "alice", (0, 5))):
+        statements: list[str] = []
+        db.conn.set_trace_callback(statements.append)
+        query(db.conn)
+        db.conn.set_trace_callback(None)
+        (steps,) = plans(db.conn, statements).values()
+        assert any("USING INDEX outbox_pending_to" in step for step in steps), steps
+        assert not [step for step in steps if step.startswith(("SCAN o", "SCAN outbox"))], steps
+    db.close()

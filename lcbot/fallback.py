@@ -91,8 +91,7 @@ class Fallback:
             sent = await self._send(self.held(time.time() - self.after))
             if sent:
                 log.warning(
-                    "held for their recipient over %.0f s: %d critical alert(s) sent to the "
-                    "fallback",
+                    "held for their recipient over %g s: %d critical alert(s) sent to the fallback",
                     self.after,
                     sent,
                 )

@@ -143,7 +143,7 @@ class Holds:
     def stuck(self, feed: Feed) -> bool:
         """Whether every message left waits for a hold (a stop need not wait for them)."""
         backlog = self.backlog
-        if feed.ready or feed.backlog or not self.held:
+        if self.woken or feed.ready or feed.backlog or not self.held:
             return False
         return all(r in self.held for r in backlog.queues) and all(
             r in self.held for r in backlog.edges

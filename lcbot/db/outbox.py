@@ -148,10 +148,12 @@ def held_critical(db: sqlite3.Connection, before: float) -> list[tuple[int, str]
     """``(id, text)`` of pending critical alerts not yet sent to the fallback whose
     recipient is held (``holds``) and that have waited since before ``before`` — counted
     from the hold's start or the row's creation, whichever is later."""
+    # holds first (CROSS JOIN keeps that order): a few rows, each searched in the recipient's
+    # pending index at priority 0 (critical alerts' priority) — never a scan of the outbox
     return db.execute(
-        "SELECT o.id, o.text FROM holds h JOIN outbox o ON o.recipient = h.recipient "
-        "AND o.state = 'pending' WHERE o.kind = 'alert:critical' AND o.fallback_at IS NULL "
-        "AND max(h.since, o.created) <= ? ORDER BY o.id",
+        "SELECT o.id, o.text FROM holds h CROSS JOIN outbox o ON o.recipient = h.recipient "
+        "AND o.state = 'pending' AND o.priority = 0 WHERE o.kind = 'alert:critical' "
+        "AND o.fallback_at IS NULL AND max(h.since, o.created) <= ? ORDER BY o.id",
         (before,),
     ).fetchall()
 

@@ -91,8 +91,8 @@ class Transport:
       at 1, the last permitted message tells the recipient how many more wait. ``send``
       may raise ``Deferred``: no attempt is counted, the drainer asks ``hold()`` again.
     * ``wake`` / ``notify``: set by the app. ``wake()`` wakes the drainer (a hold may have
-      lifted); ``notify(user, text)`` queues a durable notice to ``user`` (None: every
-      root user).
+      lifted; call it on the event loop); ``notify(user, text)`` queues a durable notice to
+      ``user`` (None: every root user; any thread).
     """
 
     name = "base"

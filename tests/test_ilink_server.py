@@ -24,7 +24,7 @@ def srv() -> Iterator[ILinkServer]:
 def test_qr_login_wait_scaned_confirmed(srv: ILinkServer) -> None:
     async def test(c: Client) -> None:
         code = await c.qrcode()
-        assert srv.qrcodes() == [code] and srv.wait_qrcode() == code
+        assert srv.qrcodes() == [code] and await srv.wait_qrcode_async() == code
         assert (await c.status(code))["status"] == "wait"  # held, nothing happened
         poll = asyncio.create_task(c.status(code))
         await asyncio.sleep(0.1)
@@ -162,7 +162,11 @@ def test_only_the_newest_context_token_reaches_the_user(srv: ILinkServer) -> Non
         to = creds["ilink_user_id"]
         old = srv.user_send("wx-alice", "hi")["context_token"]
         new = srv.user_send("wx-alice", "hi again")["context_token"]
-        assert await c.send(to, "seen", new) == {}
+        sending = asyncio.create_task(c.send(to, "seen", new))
+        assert (await srv.wait_sent_async(1, "wx-alice"))[0]["text"] == "seen"
+        assert await sending == {}
+        with pytest.raises(TimeoutError):
+            srv.wait_sent(2, timeout=0.1)
         assert await c.send(to, "stale", old) == {}  # success, but the user never sees it
         assert await c.send(to, "no token") == {}
         assert [s["text"] for s in srv.sent("wx-alice")] == ["seen"]

@@ -33,10 +33,10 @@ def srv() -> Iterator[ILinkServer]:
 
 
 async def upload(
-    c: Client, to: str, data: bytes, media_type: int, key: bytes | None = None
+    c: Client, to: str, data: bytes, media_type: int, md5: str | None = None
 ) -> tuple[int, str | None, bytes]:
     """getuploadurl + CDN POST: (status, x-encrypted-param, the key used)."""
-    key = key or secrets.token_bytes(16)
+    key = secrets.token_bytes(16)
     filekey = secrets.token_hex(16)
     answer = await c.api(
         "getuploadurl",
@@ -44,7 +44,7 @@ async def upload(
         media_type=media_type,
         to_user_id=to,
         rawsize=len(data),
-        rawfilemd5=hashlib.md5(data).hexdigest(),
+        rawfilemd5=md5 or hashlib.md5(data).hexdigest(),
         filesize=padded_size(len(data)),
         no_need_thumb=True,
         aeskey=key.hex(),
@@ -117,6 +117,7 @@ def test_cdn_and_media_failures(srv: ILinkServer) -> None:
         ctx = srv.user_send("wx-alice", "hi")["context_token"]
         srv.cdn_fail(500)
         assert (await upload(c, to, PNG, 1))[:2] == (500, None)
+        assert (await upload(c, to, PNG, 1, md5="0" * 32))[:2] == (400, None)
         status, param, key = await upload(c, to, PNG, 1)
         assert status == 200 and param
         hdrs = {"Content-Type": "application/octet-stream"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 
 from tests.ilink_server import ILinkServer
@@ -264,3 +265,21 @@ def test_a_new_link_retires_the_old_token(srv: ILinkServer) -> None:
         assert (await c.updates())["errcode"] == -14
 
     with_client(srv, test)
+
+
+def test_records_stay_readable_after_stop() -> None:
+    srv = ILinkServer(longpoll=5.0).start()
+
+    async def test(c: Client) -> None:
+        await c.link("wx-alice")
+        poll = asyncio.create_task(c.updates())  # still held when the server stops
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(srv.stop)  # does not wait for the long-poll
+        with pytest.raises(aiohttp.ClientError):
+            await poll
+
+    with_client(srv, test)
+    assert [r["path"] for r in srv.requests][-1] == "/ilink/bot/getupdates"
+    assert srv.sent() == [] and srv.errors == []
+    with pytest.raises(RuntimeError, match="never started"):
+        ILinkServer().sent()

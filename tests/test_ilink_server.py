@@ -1,35 +1,17 @@
-"""The local iLink test server (tests/ilink_server) over real HTTP: it must be as strict as
-Tencent's service — QR login states, long-poll cursors, the reply window and budget, rate
-limits, session expiry, invisible sends, the AES CDN round trip and 400 on bad input."""
+"""The local iLink test server (tests/ilink_server) over real HTTP, login and chat: QR
+states (expiry, verify code, redirect), long-poll cursors, the reply window and budget, rate
+limits, session expiry and invisible sends. Media and bad input: test_ilink_server_media.py."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import secrets
-from collections.abc import Coroutine, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
 from tests.ilink_server import ILinkServer
-
-ROOT = Path(__file__).resolve().parents[1]
-BASE_INFO = {"channel_version": "0.9.0", "bot_agent": "lcbot/0.9.0"}
-
-
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
-
-
-def headers(token: str | None = None) -> dict[str, str]:
-    uin = base64.b64encode(str(secrets.randbits(32)).encode()).decode()
-    found = {"AuthorizationType": "ilink_bot_token", "X-WECHAT-UIN": uin}
-    if token:
-        found["Authorization"] = f"Bearer {token}"
-    return found
+from tests.ilink_server.probe import BASE_INFO, Client, headers, with_client
 
 
 @pytest.fixture
@@ -39,84 +21,11 @@ def srv() -> Iterator[ILinkServer]:
         assert server.errors == []
 
 
-class Client:
-    """Just enough of an iLink client to poke the server."""
-
-    def __init__(self, session: aiohttp.ClientSession, srv: ILinkServer) -> None:
-        self.session, self.srv, self.token = session, srv, None
-        self.base = srv.base_url
-
-    async def post(
-        self, path: str, body: Any, hdrs: dict | None = None, raw: bytes | None = None
-    ) -> tuple[int, Any]:
-        hdrs = headers(self.token) if hdrs is None else hdrs
-        if raw is not None:
-            hdrs = {**hdrs, "Content-Type": "application/json"}
-            resp = await self.session.post(self.base + path, data=raw, headers=hdrs)
-        else:
-            resp = await self.session.post(self.base + path, json=body, headers=hdrs)
-        async with resp:
-            return resp.status, await resp.json()
-
-    async def api(self, name: str, **body: Any) -> dict[str, Any]:
-        status, answer = await self.post(f"/ilink/bot/{name}", {**body, "base_info": BASE_INFO})
-        assert status == 200, answer
-        return answer
-
-    async def qrcode(self, tokens: list[str] | None = None) -> str:
-        body = {"local_token_list": tokens or [], "base_info": BASE_INFO}
-        status, answer = await self.post("/ilink/bot/get_bot_qrcode?bot_type=3", body)
-        assert status == 200 and answer["qrcode_img_content"].startswith("https://")
-        return answer["qrcode"]
-
-    async def status(self, code: str, verify: str | None = None, base: str | None = None) -> dict:
-        params = {"qrcode": code, **({"verify_code": verify} if verify else {})}
-        url = (base or self.base) + "/ilink/bot/get_qrcode_status"
-        async with self.session.get(url, params=params) as resp:
-            assert resp.status == 200
-            return await resp.json()
-
-    async def link(self, user: str = "wx-alice") -> dict[str, Any]:
-        code = await self.qrcode()
-        self.srv.scan(code, user)
-        creds = self.srv.confirm(code)
-        answer = await self.status(code)
-        assert answer["status"] == "confirmed" and answer["bot_token"] == creds["bot_token"]
-        self.token = creds["bot_token"]
-        return creds
-
-    async def updates(self, cursor: str = "") -> dict[str, Any]:
-        return await self.api("getupdates", get_updates_buf=cursor)
-
-    async def send(
-        self, to: str, text: str = "hello", ctx: str | None = None, items: list | None = None
-    ) -> dict[str, Any]:
-        msg: dict[str, Any] = {
-            "from_user_id": "",
-            "to_user_id": to,
-            "client_id": f"lcbot-{secrets.token_hex(8)}",
-            "message_type": 2,
-            "message_state": 2,
-            "item_list": items or [{"type": 1, "text_item": {"text": text}}],
-        }
-        if ctx is not None:
-            msg["context_token"] = ctx
-        return await self.api("sendmessage", msg=msg)
-
-
-def with_client(srv: ILinkServer, test: Any) -> Any:
-    async def go() -> Any:
-        async with aiohttp.ClientSession() as session:
-            return await test(Client(session, srv))
-
-    return run(go())
-
-
 # --- QR login ---------------------------------------------------------------------------------
 def test_qr_login_wait_scaned_confirmed(srv: ILinkServer) -> None:
     async def test(c: Client) -> None:
         code = await c.qrcode()
-        assert srv.qrcodes() == [code] and srv.wait_qrcode() == code
+        assert srv.qrcodes() == [code] and await srv.wait_qrcode_async() == code
         assert (await c.status(code))["status"] == "wait"  # held, nothing happened
         poll = asyncio.create_task(c.status(code))
         await asyncio.sleep(0.1)
@@ -254,7 +163,11 @@ def test_only_the_newest_context_token_reaches_the_user(srv: ILinkServer) -> Non
         to = creds["ilink_user_id"]
         old = srv.user_send("wx-alice", "hi")["context_token"]
         new = srv.user_send("wx-alice", "hi again")["context_token"]
-        assert await c.send(to, "seen", new) == {}
+        sending = asyncio.create_task(c.send(to, "seen", new))
+        assert (await srv.wait_sent_async(1, "wx-alice"))[0]["text"] == "seen"
+        assert await sending == {}
+        with pytest.raises(TimeoutError):
+            srv.wait_sent(2, timeout=0.1)
         assert await c.send(to, "stale", old) == {}  # success, but the user never sees it
         assert await c.send(to, "no token") == {}
         assert [s["text"] for s in srv.sent("wx-alice")] == ["seen"]
@@ -352,3 +265,21 @@ def test_a_new_link_retires_the_old_token(srv: ILinkServer) -> None:
         assert (await c.updates())["errcode"] == -14
 
     with_client(srv, test)
+
+
+def test_records_stay_readable_after_stop() -> None:
+    srv = ILinkServer(longpoll=5.0).start()
+
+    async def test(c: Client) -> None:
+        await c.link("wx-alice")
+        poll = asyncio.create_task(c.updates())  # still held when the server stops
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(srv.stop)  # does not wait for the long-poll
+        with pytest.raises(aiohttp.ClientError):
+            await poll
+
+    with_client(srv, test)
+    assert [r["path"] for r in srv.requests][-1] == "/ilink/bot/getupdates"
+    assert srv.sent() == [] and srv.errors == []
+    with pytest.raises(RuntimeError, match="never started"):
+        ILinkServer().sent()

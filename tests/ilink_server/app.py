@@ -132,8 +132,9 @@ class Service:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(self.state.longpoll, QR_HOLD)
         qr = self.state.qrs.get(code)
+        # a code typed for a scan that waits for one is answered at once (right or wrong)
         asked = verify is not None and qr is not None and qr.verify_code is not None
-        asked = asked and not qr.verified  # type: ignore[union-attr]
+        asked = asked and qr is not None and not qr.verified
         while True:
             answer = self.state.qr_status(code, verify if asked else None, redirect_host)
             left = deadline - loop.time()

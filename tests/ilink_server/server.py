@@ -73,7 +73,7 @@ class ILinkServer:
     async def _listen(self) -> None:
         self._service = Service(self._state)
         self._runner = web.AppRunner(
-            self._service.app(), handler_cancellation=True, shutdown_timeout=0.5
+            self._service.app(), handler_cancellation=True, shutdown_timeout=0.1
         )
         await self._runner.setup()
         for port in (self._port, 0):  # the main listener and the redirect target
@@ -115,10 +115,11 @@ class ILinkServer:
         return f"{self.base_url}/c2c"
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the server's loop and return its result (a deep copy)."""
-        if self._loop is None or self._thread is None:
-            raise RuntimeError("ILinkServer is not running")
-        if threading.current_thread() is self._thread:
+        """Run ``fn(*args)`` on the server's loop and return its result (a deep copy).
+        After :meth:`stop` the records (sent, requests...) can still be read."""
+        if self._loop is None:
+            raise RuntimeError("ILinkServer was never started")
+        if self._thread is None or threading.current_thread() is self._thread:
             return copy.deepcopy(fn(*args))
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
 

@@ -188,7 +188,8 @@ class State:
             return {"status": "expired"}
         if qr.blocked:
             return {"status": "verify_code_blocked"}
-        if qr.expired or (self.qr_expires_in(qr) or 1) <= 0:
+        left = self.qr_expires_in(qr)
+        if qr.expired or (left is not None and left <= 0):
             qr.expired = True
             return {"status": "expired"}
         if qr.wechat_user is None:

@@ -135,7 +135,7 @@ class LinkStore:
             names = sorted(os.listdir(self.folder))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [self.folder / n for n in names if n.endswith(LINK_SUFFIX) and n[0] != "."]
+        return [self.folder / n for n in names if n.endswith(LINK_SUFFIX)]
 
     @staticmethod
     def _read(path: Path) -> Link | None:

@@ -253,6 +253,9 @@ def session_expiry_and_link_from_chat(tmp_path, srv, running) -> None:
     srv.user_send(BOB, "whoami")
     wait_text(srv, BOB, "bob (user)")
     assert "ilink" in (project / "lcbot.toml").read_text()
+    unlinked = lcbot(project, "user", "unlink", "bob")
+    assert unlinked.returncode == 0, unlinked.stderr
+    bot.wait_for("ilink: bob was unlinked")  # the running bot stops polling for bob
     assert bot.stop() == 0
 
 

@@ -150,9 +150,8 @@ class IlinkTransport(Transport):
             link, state, self.api(link.base_url or None, link.bot_token), self.data_dir
         )
         if state.window.expired:
-            log.warning(
-                "ilink: the link of %s has expired: run `lcbot user link %s`", *[link.user] * 2
-            )
+            user = link.user
+            log.warning("ilink: the link of %s has expired: run `lcbot user link %s`", user, user)
             return
         log.info("ilink: polling for %s", link.user)
         poller.start(self)

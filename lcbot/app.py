@@ -40,6 +40,7 @@ from lcbot.jobhub import JobHub
 from lcbot.jobsock import JobSocket
 from lcbot.message import Feed
 from lcbot.metrics import Metrics
+from lcbot.notices import notifier
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder, attempt
 from lcbot.plugins import PluginHost, load_host
@@ -117,10 +118,13 @@ class App:
             rooms=RoomControls(self.roster),
             metrics=self.metrics,
             heartbeats=HeartbeatControls(self.heartbeats),
+            linking=getattr(transport, "chat_links", lambda bind: None)(self.roster.bind),
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
         transport.may_invite = self.roster.may_invite
+        transport.wake = self.drainer.wake  # a gated transport's hold may have lifted
+        transport.notify = notifier(self.outbox.put, lambda: self.roster.directory)
         self.runner = Runner(
             self.pool,
             self.outbox.put,

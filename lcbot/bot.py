@@ -151,6 +151,12 @@ class HeartbeatControls:
         return HeartbeatControls(self._store, plugin)
 
 
+class Linking(Protocol):
+    """Linking users' WeChat from chat (the ilink transport's ``ChatLinks``)."""
+
+    def start(self, user: str, tell: Callable[[str], None], number: str | None = None) -> str: ...
+
+
 @dataclass
 class BotCore:
     """What the composition root gives the plugin API (shared by every plugin's ``Bot``)."""
@@ -170,6 +176,7 @@ class BotCore:
     metrics: Metrics
     heartbeats: HeartbeatControls
     jobs: Callable[[], list[str]] = lambda: []  # one line per job (connected, then gone)
+    linking: Linking | None = None  # `link NAME` from chat (the ilink transport only)
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
     def for_plugin(self, plugin: str) -> Bot:
@@ -219,6 +226,12 @@ class Bot:
         """Silences and mutes: ``mute``, ``unmute``, ``silence``, ``unsilence``,
         ``active_silences``."""
         return self._core.alerts
+
+    @property
+    def linking(self) -> Linking | None:
+        """Linking a user's WeChat by QR code from chat (``start(user, tell, number)``);
+        None unless the transport is ilink."""
+        return self._core.linking
 
     def jobs(self) -> list[str]:
         """One line per job program (``lcbot.job``): connected ones first (host, pid,

@@ -14,6 +14,8 @@
 * **Retry**: a failed send blocks that recipient with exponential backoff (1 s, 2 s, 4 s …
   up to ``backoff_cap``); after ``max_attempts`` the rows are marked ``dead`` (kept,
   retryable with ``lcbot outbox retry``). Nothing is sent while the transport is down.
+* **Holds**: a gated transport (iLink's reply window) makes a recipient wait instead of
+  failing: see ``lcbot.holds``; other transports never reach that code.
 * **Files** go in the same order and pace, one per send (never coalesced), through
   ``transport.send_file``; a file is removed once its sent mark is stored. A transport that
   cannot send files, or a file gone from the store, makes the row dead at once.
@@ -34,9 +36,10 @@ from typing import Any, Protocol
 from lcbot.asyncutil import background, wait_event
 from lcbot.backlog import Backlog, Loader
 from lcbot.files import FileStore
+from lcbot.holds import Holds
 from lcbot.message import Feed, Message
 from lcbot.text import split_text
-from lcbot.transports.base import Address, Undeliverable
+from lcbot.transports.base import Address, Deferred, Undeliverable
 
 log = logging.getLogger("lcbot.drainer")
 
@@ -51,6 +54,8 @@ class Receipts(Protocol):
     def mark_failed(self, message: Message, error: str, dead: bool) -> int: ...
 
     def mark_part(self, message: Message) -> int: ...
+
+    def record(self, op: Callable[..., Any], *args: Any) -> None: ...
 
     @property
     def pending(self) -> int:
@@ -123,6 +128,13 @@ class Drainer:
         self.files = files
         self.sent_files: list[tuple[int, str]] = []  # (batch storing the mark, key): to remove
         self.progress = asyncio.Event()  # set after each round; drain() waits on it
+        self.gated = bool(getattr(link, "gated", False))  # ask holds before each send
+        self.holds = Holds(link, receipts, self.backlog, self.blocked_until, clock)
+
+    def wake(self) -> None:
+        """A hold may have lifted (the transport's ``wake``; on the event loop)."""
+        self.holds.wake()
+        self.feed.changed.set()
 
     @property
     def queues(self) -> dict[str, list[tuple[int, int, Message]]]:
@@ -143,6 +155,8 @@ class Drainer:
         """Take what the outbox delivered, release recipients whose marks are stored, and
         read more of a backlog from the database where a window runs low."""
         self.feed.changed.clear()
+        if self.gated and self.holds.woken:
+            self.holds.refresh()
         if self.feed.backlog:
             self.backlog.mark_backlog(self.feed.backlog)
             self.feed.backlog = []
@@ -266,10 +280,17 @@ class Drainer:
                 address = self.resolve(recipient)
                 if address is None:
                     raise LookupError(f"{recipient!r} cannot be reached (unknown or not bound)")
+                if self.gated:  # None: held, it waits (Hold.until or a wake)
+                    text = self.holds.before_send(recipient, address, text, len(done))
+                    if text is None:
+                        continue
                 if carried[0].file is not None:
                     await self._send_file(address, carried[0])
                 else:
                     await self.link.send(address, text)
+            except Deferred as exc:  # not the message's fault: no attempt, no backoff
+                self.holds.deferred(recipient, address, exc)
+                continue
             except Exception as exc:  # the transport's failure: retry later
                 self._failed(recipient, carried, exc)
                 continue
@@ -278,6 +299,8 @@ class Drainer:
                 self.recent.append(now)
             self.last_send[recipient] = now
             self.blocked_until.pop(recipient, None)
+            if self.gated:
+                self.holds.sent(recipient)
             if not done:  # one part of a long message went out: recorded, to resume there
                 self.parts[carried[0].id].pop(0)
                 carried[0].parts_sent += 1
@@ -348,6 +371,8 @@ class Drainer:
             idle = not self.pending and not self.backlog.in_database and not self.feed.backlog
             if not upstream() and not self.feed.ready and idle:
                 return True
+            if self.gated and not upstream() and self.holds.stuck(self.feed):
+                return False  # what is left waits for a hold to lift
             remaining = deadline - loop.time()
             if remaining <= 0 or (task is not None and task.done()):
                 return False

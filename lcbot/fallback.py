@@ -4,7 +4,9 @@ through apprise (optional extra ``lcbot[apprise]``: WeCom bots, e-mail, …). Ea
 message goes to the fallback once; the chat copy is still delivered when the transport
 is back. While the transport waits for a login scan that long, the login link is sent
 there too (once per down period: a puppet issues a new code every few minutes), so root can
-log the bot back in from anywhere.
+log the bot back in from anywhere. With a gated transport (iLink's reply window), critical
+alerts held for their recipient (``lcbot.holds``) longer than ``fallback_after`` — counted
+from the hold's start or the row's creation, whichever is later — go there too, once.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Fallback:
         clock: Callable[[], float] = time.monotonic,
         login_link: Callable[[], str | None] = lambda: None,
         login_title: str = "lcbot: WeChat login",
+        held: Callable[[float], list[tuple[int, str]]] | None = None,
     ) -> None:
         self.notifier = notifier
         self.after = after
@@ -67,6 +70,7 @@ class Fallback:
         self.login_link = login_link  # the WeChat login link while one is waiting for a scan
         self.link_sent: str | None = None
         self.login_title = login_title
+        self.held = held  # (id, text) of held critical alerts waiting since before a time
 
     async def run(self) -> None:
         while True:
@@ -82,14 +86,34 @@ class Fallback:
         if self.ready():
             self.down_since = None
             self.link_sent = None
-            return 0
+            if self.held is None:
+                return 0
+            sent = await self._send(self.held(time.time() - self.after))
+            if sent:
+                log.warning(
+                    "held for their recipient over %g s: %d critical alert(s) sent to the fallback",
+                    self.after,
+                    sent,
+                )
+            return sent
         if self.down_since is None:
             self.down_since = now
         if now - self.down_since < self.after:
             return 0
         await self._send_login_link(now - self.down_since)
+        sent = await self._send(self.waiting())
+        if sent:
+            log.warning(
+                "transport down for %.0f s: %d critical alert(s) sent to the fallback",
+                now - self.down_since,
+                sent,
+            )
+        return sent
+
+    async def _send(self, rows: list[tuple[int, str]]) -> int:
+        """One notification per distinct alert text not sent yet; marks them. Returns sends."""
         texts: dict[str, list[int]] = {}
-        for id_, text in self.waiting():  # one notification per distinct alert text
+        for id_, text in rows:
             if id_ not in self.done:
                 texts.setdefault(text, []).append(id_)
         sent = 0
@@ -101,12 +125,6 @@ class Fallback:
             sent += 1
             self.done.update(ids)
             self.record(sql.mark_fallback, ids, time.time())
-        if sent:
-            log.warning(
-                "transport down for %.0f s: %d critical alert(s) sent to the fallback",
-                now - self.down_since,
-                sent,
-            )
         return sent
 
     async def _send_login_link(self, down_for: float) -> None:
@@ -132,6 +150,10 @@ def fallback_for(
         assert db.conn is not None
         return sql.pending_critical(db.conn)
 
+    def held(before: float) -> list[tuple[int, str]]:
+        assert db.conn is not None
+        return sql.held_critical(db.conn, before)
+
     return Fallback(
         notifier,
         settings.fallback_after,
@@ -141,4 +163,5 @@ def fallback_for(
         title=f"{name}: critical alert",
         login_link=lambda: (transport.status().get("login") or {}).get("url"),
         login_title=f"{name}: WeChat login",
+        held=held if getattr(transport, "gated", False) else None,
     )

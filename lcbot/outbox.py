@@ -175,6 +175,12 @@ class Outbox:
         assert conn is not None
         return [Message(*row) for row in sql.pending_for(conn, recipient, after, limit)]
 
+    def pending_after(self, recipient: str, after: tuple[int, int] | None) -> int:
+        """How many stored pending messages of ``recipient`` sort after ``after``."""
+        conn = self.db.conn
+        assert conn is not None
+        return sql.pending_after(conn, recipient, after)
+
     def _take(self) -> Writes:
         with self._lock:
             writes = Writes(self._new, self._sent, self._failed, self._parts, self._ops)

@@ -52,6 +52,7 @@ BUILTINS = (
     "lcbot.builtin.rooms",
     "lcbot.builtin.plot",
     "lcbot.builtin.heartbeats",
+    "lcbot.builtin.linking",
 )
 
 

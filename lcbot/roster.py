@@ -4,7 +4,8 @@ Users, and the group chats that receive alerts (``[[rooms]]``), come from lcbot.
 are re-read when the file changes (``lcbot user …`` in
 another terminal reaches the running bot within a second). ``identity`` says how senders
 are recognised: ``"id"`` by the WeChat contact id bound to a user (``wxid``), ``"name"`` by
-the user name (the console; WeChat with the unsafe ``identity = "name"``).
+the user name (the console; WeChat with the unsafe ``identity = "name"``), ``"ilink"`` by
+the iLink user id a QR link recorded (``ilink``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Roster:
             return self.directory.by_name(msg.user)
         if self.identity == "id":
             return self.directory.by_wxid(msg.sender_id)
+        if self.identity == "ilink":
+            return self.directory.by_ilink(msg.sender_id)
         return self.directory.by_name(msg.sender_name)
 
     def may_invite(self, contact: str, name: str) -> bool:
@@ -55,7 +58,10 @@ class Roster:
         return user is not None and user.pri.label in ("root", "admin")
 
     def reachable(self, user: User) -> bool:
-        """Whether messages to ``user`` can be delivered (by id: only once bound)."""
+        """Whether messages to ``user`` can be delivered (by id: only once bound; by
+        iLink: only once linked)."""
+        if self.identity == "ilink":
+            return bool(user.ilink)
         return self.identity == "name" or bool(user.wxid)
 
     def reachable_users(self) -> list[User]:
@@ -85,22 +91,26 @@ class Roster:
             return None
         if self.identity == "name":
             return Address("name", user.name, user.name)
+        if self.identity == "ilink":
+            return Address("contact", user.ilink, user.name) if user.ilink else None
         return Address("contact", user.wxid, user.name) if user.wxid else None
 
     # --- changes ----------------------------------------------------------------------------
 
     def bind(self, name: str, contact: str) -> User:
-        """Write ``contact`` as ``name``'s wxid into lcbot.toml (locked, atomic); blocking."""
+        """Write ``contact`` as ``name``'s wxid (by iLink: ``ilink``) into lcbot.toml
+        (locked, atomic); blocking."""
         from lcbot import config
 
+        key = "ilink" if self.identity == "ilink" else "wxid"
         with config.edit(self.config_path) as raw:
             users = parse_users(raw.get("users"), str(self.config_path))
             target = find_user(users, name)
             if target is None:
                 raise LookupError(f"user {name!r} no longer exists")
-            if any(u.wxid == contact for u in users if u is not target):
+            if any(getattr(u, key) == contact for u in users if u is not target):
                 raise LookupError("this contact is already bound to another user")
-            raw["users"][users.index(target)]["wxid"] = contact
+            raw["users"][users.index(target)][key] = contact
         self.reload()
         bound = self.directory.by_name(name)
         assert bound is not None

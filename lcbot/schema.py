@@ -8,16 +8,16 @@ config check``, each component's settings, and the README's configuration table
 
 from __future__ import annotations
 
+from lcbot.schema_wechat import ILINK, TOKEN_IN_FILE, WECHATY
 from lcbot.setting import DURATION, LISTEN, PATH, SECONDS, TABLE, VARIABLE, Section, Setting
 
 LEVELS = ("info", "warning", "critical")
 PRIVILEGES = ("root", "admin", "user")
-TRANSPORTS = ("auto", "console", "wechaty")
+TRANSPORTS = ("auto", "console", "wechaty", "ilink")
 
 # --- lcbot's own sections ------------------------------------------------------------------
 
 WECHAT_PACE = "WeChat {}, console 0"
-TOKEN_IN_FILE = "never store the token in lcbot.toml; put it in the variable named by token_env"
 JOB_TOKEN_IN_FILE = (
     "never store the token in lcbot.toml; put it in the variable named by job_token_env"
 )
@@ -152,82 +152,8 @@ SCHEMA: dict[str, Section] = {
                 Setting("max_attempts", int, 20, "failed sends before a message is dead", min=1),
             ),
         ),
-        Section(
-            "wechaty",
-            (
-                Setting(
-                    "endpoint",
-                    str,
-                    "",
-                    "the puppet service",
-                    type_doc="`host:port`",
-                    default_doc="`$WECHATY_PUPPET_SERVICE_ENDPOINT`",
-                ),
-                Setting(
-                    "token_env",
-                    VARIABLE,
-                    "WECHATY_PUPPET_SERVICE_TOKEN",
-                    "where the token is read from (a `token` key is refused)",
-                    default_doc="`WECHATY_PUPPET_SERVICE_TOKEN`",
-                ),
-                Setting(
-                    "port",
-                    int,
-                    0,
-                    "python-wechaty's plugin web port, on 127.0.0.1",
-                    min=0,
-                    max=65535,
-                    type_doc="0-65535",
-                    default_doc="0 (free port)",
-                ),
-                Setting(
-                    "rooms",
-                    str,
-                    "off",
-                    "commands in group chats when the bot is @-mentioned",
-                    choices=("off", "mention"),
-                ),
-                Setting(
-                    "room_replies",
-                    str,
-                    "room",
-                    "where answers to group commands go",
-                    choices=("room", "private"),
-                ),
-                Setting(
-                    "accept_friends",
-                    str,
-                    "invited",
-                    "friend requests: `invited` accepts one whose greeting holds a valid "
-                    "pairing code (and binds that contact); `never` ignores them all",
-                    choices=("invited", "never"),
-                ),
-                Setting(
-                    "self_user",
-                    str,
-                    "",
-                    "the lcbot user who is the bot account's owner: what the owner sends to "
-                    "File Transfer is a command from this user, answered there",
-                    default_doc="none",
-                ),
-                Setting(
-                    "liveness",
-                    SECONDS,
-                    300.0,
-                    "with no event from the puppet for this long, probe it (ding) and "
-                    "reconnect if it does not answer",
-                    min=1,
-                ),
-                Setting(
-                    "send_timeout",
-                    SECONDS,
-                    30.0,
-                    "a send the puppet has not completed by then fails and is retried",
-                    min=1,
-                ),
-            ),
-            forbidden={"token": TOKEN_IN_FILE},
-        ),
+        WECHATY,
+        ILINK,
         Section(
             "security",
             (

@@ -17,6 +17,7 @@ from lcbot.errors import ConfigError
 # kinds beyond the Python types str, int, float, bool and list (of texts)
 SECONDS = "seconds"  # a number of seconds
 DURATION = "duration"  # "30d", "12h", "90m", or a number of seconds
+DURATION_OFF = "duration_or_off"  # a duration, or "off" / "" (None: off)
 LISTEN = "listen"  # "HOST:PORT" → (host, port)
 PATH = "path"
 VARIABLE = "variable"  # the name of an environment variable
@@ -27,7 +28,8 @@ class Setting:
     """One key of a section: ``Setting("interval", int, 60, "seconds between checks", min=1)``.
 
     ``kind``: ``str``, ``int``, ``float`` (any number), ``bool``, ``list`` (of texts), or
-    one of ``SECONDS``, ``DURATION``, ``LISTEN``, ``PATH``, ``VARIABLE``, ``TABLE``.
+    one of ``SECONDS``, ``DURATION``, ``DURATION_OFF``, ``LISTEN``, ``PATH``, ``VARIABLE``,
+    ``TABLE``.
     ``choices`` limits texts (and a table's values), ``min``/``max`` numbers. ``type_doc``
     and ``default_doc`` override how the README table shows them. (A plain class, not a
     dataclass: the schema is built by every CLI command, and dataclasses cost start-up.)
@@ -98,6 +100,7 @@ class Setting:
             list: "list of texts",
             SECONDS: "seconds",
             DURATION: "duration (`30d`, `12h`, `90m`)",
+            DURATION_OFF: "duration or `off`",
             LISTEN: "`HOST:PORT`",
             PATH: "path",
             VARIABLE: "variable name",
@@ -204,6 +207,17 @@ def _duration(s: Setting, value: Any, name: str) -> float:
         ) from None
 
 
+def _duration_off(s: Setting, value: Any, name: str) -> float | None:
+    if value in ("", "off", 0) and not isinstance(value, bool):
+        return None
+    try:
+        return _duration(s, value, name)
+    except ConfigError:
+        raise ConfigError(
+            f"{name}: expected a duration such as 20h, or off, got {value!r}"
+        ) from None
+
+
 def _listen(s: Setting, value: Any, name: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
     ok = bool(host) and re.fullmatch(r"[0-9]{1,5}", port) is not None and int(port) <= 65535
@@ -236,6 +250,7 @@ _PARSERS = {
     list: _texts,
     SECONDS: _float,
     DURATION: _duration,
+    DURATION_OFF: _duration_off,
     LISTEN: _listen,
     PATH: _text,
     VARIABLE: _variable,

@@ -38,14 +38,16 @@ PRI_NAMES = tuple(p.label for p in Pri)
 
 @dataclass(frozen=True)
 class User:
-    """A configured user. ``wxid`` is the WeChat contact id once the user is bound."""
+    """A configured user. ``wxid`` is the WeChat contact id once the user is bound;
+    ``ilink`` the iLink (ClawBot) user id once they linked their WeChat by a QR scan."""
 
     name: str
     pri: Pri
     wxid: str | None = None
+    ilink: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "pri": self.pri.label, "wxid": self.wxid}
+        return {"name": self.name, "pri": self.pri.label, "wxid": self.wxid, "ilink": self.ilink}
 
 
 def check_identifier(value: Any, what: str) -> str:
@@ -77,6 +79,7 @@ def parse_users(raw: Any, source: str) -> list[User]:
     users: list[User] = []
     seen_names: set[str] = set()
     seen_ids: set[str] = set()
+    seen_ilinks: set[str] = set()
     for i, entry in enumerate(raw):
         where = f"{source}: users[{i}]"
         if not isinstance(entry, dict):
@@ -92,6 +95,9 @@ def parse_users(raw: Any, source: str) -> list[User]:
             wxid = entry.get("wxid")
             if wxid is not None:
                 check_identifier(wxid, "wxid")
+            ilink = entry.get("ilink")
+            if ilink is not None:
+                check_identifier(ilink, "ilink")
         except UsageError as exc:
             label = entry.get("name") if isinstance(entry.get("name"), str) else None
             raise ConfigError(f"{where}{f' ({label})' if label else ''}: {exc}") from None
@@ -99,10 +105,14 @@ def parse_users(raw: Any, source: str) -> list[User]:
             raise ConfigError(f"{where}: duplicate user name {name!r}")
         if wxid is not None and wxid in seen_ids:
             raise ConfigError(f"{where} ({name}): wxid {wxid!r} is already used by another user")
+        if ilink is not None and ilink in seen_ilinks:
+            raise ConfigError(f"{where} ({name}): ilink {ilink!r} is already used by another user")
         seen_names.add(name.casefold())
         if wxid is not None:
             seen_ids.add(wxid)
-        users.append(User(name, pri, wxid))
+        if ilink is not None:
+            seen_ilinks.add(ilink)
+        users.append(User(name, pri, wxid, ilink))
     return users
 
 
@@ -177,22 +187,45 @@ def set_pri(doc: dict[str, Any], name: str, pri: Pri, force: bool = False) -> tu
             "of root commands (use --force to do it anyway)"
         )
     _entries(doc)[i]["pri"] = pri.label
-    return before, User(before.name, pri, before.wxid)
+    return before, User(before.name, pri, before.wxid, before.ilink)
+
+
+def set_ilink(doc: dict[str, Any], name: str, ilink: str | None) -> User:
+    """Record (or, with None, drop) the iLink user id of a user; refuses an id that belongs
+    to another user."""
+    users = parse_users(doc.get("users"), "lcbot.toml")
+    i = _index(doc, name)
+    user = users[i]
+    entry = _entries(doc)[i]
+    if ilink is None:
+        entry.pop("ilink", None)
+        return User(user.name, user.pri, user.wxid, None)
+    check_identifier(ilink, "ilink")
+    other = next((u for u in users if u.ilink == ilink and u is not user), None)
+    if other is not None:
+        raise UsageError(f"this WeChat account is already linked to {other.name!r}")
+    entry["ilink"] = ilink
+    return User(user.name, user.pri, user.wxid, ilink)
 
 
 class Directory:
-    """Fast look-up of configured users by name (case-insensitive) or WeChat contact id."""
+    """Fast look-up of configured users by name (case-insensitive), WeChat contact id or
+    iLink user id."""
 
     def __init__(self, users: list[User]) -> None:
         self.users = list(users)
         self._by_name = {u.name.casefold(): u for u in self.users}
         self._by_wxid = {u.wxid: u for u in self.users if u.wxid}
+        self._by_ilink = {u.ilink: u for u in self.users if u.ilink}
 
     def by_name(self, name: str) -> User | None:
         return self._by_name.get(name.casefold())
 
     def by_wxid(self, wxid: str) -> User | None:
         return self._by_wxid.get(wxid)
+
+    def by_ilink(self, ilink: str) -> User | None:
+        return self._by_ilink.get(ilink)
 
     def first_root(self) -> User | None:
         return next((u for u in self.users if u.pri is Pri.ROOT), None)

@@ -66,9 +66,9 @@ def test_add_list_set_pri_remove(cfg_path, cli):
     assert users_in(cfg_path)[-1] == ("carol", "user", "wxid_c")
     listed = cli("user", "list", "--json")
     assert json.loads(listed.stdout) == [
-        {"name": "alice", "pri": "root", "wxid": None},
-        {"name": "bob", "pri": "admin", "wxid": None},
-        {"name": "carol", "pri": "user", "wxid": "wxid_c"},
+        {"name": "alice", "pri": "root", "wxid": None, "ilink": None, "linked": False},
+        {"name": "bob", "pri": "admin", "wxid": None, "ilink": None, "linked": False},
+        {"name": "carol", "pri": "user", "wxid": "wxid_c", "ilink": None, "linked": False},
     ]
     table = cli("user", "list")
     assert table.exit_code == 0
@@ -244,7 +244,8 @@ def test_user_list_and_help_do_not_import_heavy_modules(cfg_path):
         "    try: app(argv)\n"
         "    except SystemExit: pass\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('wechaty', 'pluggy', 'lcbot_plugin', 'sqlite3', 'asyncio') "
+        "('wechaty', 'pluggy', 'lcbot_plugin', 'sqlite3', 'asyncio', 'aiohttp', "
+        "'cryptography') "
         "or m in ('lcbot.plugins', 'lcbot.app'))\n"
         "print('HEAVY', heavy)\n"
     )

@@ -50,16 +50,36 @@ def filled(folder: Path) -> Path:
     return project  # no process has the file open: its WAL is checkpointed into it
 
 
+def free_pages(data: bytes, page_size: int) -> set[int]:
+    """The page numbers on the file's freelist (trunk pages and their leaves)."""
+    free, trunk = set(), int.from_bytes(data[32:36], "big")
+    while trunk:
+        page = data[(trunk - 1) * page_size : trunk * page_size]
+        count = int.from_bytes(page[4:8], "big")
+        free |= {
+            trunk,
+            *(int.from_bytes(page[8 + 4 * i : 12 + 4 * i], "big") for i in range(count)),
+        }
+        trunk = int.from_bytes(page[:4], "big")
+    return free
+
+
 @pytest.fixture(scope="module")
 def damaged_template(tmp_path_factory) -> Path:
-    """A filled project with 4 KB of 0xFF written at half the database's length."""
+    """A filled project with its first page in use from half the database's length on
+    overwritten with 0xFF (a free page there would be damage no check can see)."""
     project = filled(tmp_path_factory.mktemp("damaged") / "p")
     path = db_path(project)
     assert not path.with_name("lcbot.db-wal").exists()
-    size = path.stat().st_size
+    data = path.read_bytes()
+    page_size = int.from_bytes(data[16:18], "big")
+    free = free_pages(data, page_size)
+    page = len(data) // 2 // page_size + 1
+    while page in free:
+        page += 1
     with open(path, "r+b") as handle:
-        handle.seek(size // 2)
-        handle.write(b"\xff" * 4096)
+        handle.seek((page - 1) * page_size)
+        handle.write(b"\xff" * page_size)
     assert quick_check(path) != "ok"  # SQLite itself sees the damage
     return project
 

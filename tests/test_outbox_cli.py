@@ -100,7 +100,9 @@ def test_list_all_and_by_state(project):
         "text",
         "file",
         "file_size",
+        "held",  # a pending row's hold reason (lcbot.holds), else null
     }
+    assert items[2]["held"] is None  # pending, its recipient not held
     dead = items[1]
     assert (dead["recipient"], dead["state"], dead["attempts"], dead["last_error"]) == (
         "bob",

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "heartbeat": ("heartbeat_cmds", "heartbeat", "command"),
     "heartbeats": ("heartbeat_cmds", "heartbeats", "command"),
     "wechat": ("wechat_cmds", "app", "group"),
+    "ilink": ("ilink_cmds", "app", "group"),
     "watch": ("watch_cmd", "watch", "command"),
 }
 

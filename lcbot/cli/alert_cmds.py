@@ -144,7 +144,8 @@ def list_outbox(
     json_output: JsonOption = False,
     config_path: ConfigOption = None,
 ) -> None:
-    """List queued, sent and dead messages (newest first)."""
+    """List queued, sent and dead messages (newest first); a pending one whose recipient
+    is held (a reply window) shows why."""
     from lcbot.db.outbox import STATES, list_rows
 
     if state is not None and state not in STATES:
@@ -159,6 +160,8 @@ def list_outbox(
     table = Table("id", "queued", "to", "kind", "state", "tries", "text")
     for m in items:
         state_text = m["state"] + (f" ({m['last_error']})" if m["last_error"] else "")
+        if m["held"] is not None:  # its recipient is held by a gated transport (lcbot.holds)
+            state_text = f"{m['state']} (held: {m['held']})"
         first_line = m["text"].split("\n")[0][:60]
         if m["file"] is not None:  # a file message: its text is the file's name
             first_line = f"[file] {m['text']} ({m['file_size']:,} bytes)"

@@ -1,4 +1,4 @@
-"""``lcbot run``: start the bot on the console or WeChat."""
+"""``lcbot run``: start the bot on the console or WeChat (Wechaty or iLink)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def choose_transport(cfg: config.Config, requested: str) -> str:
 
 def run(
     transport: Annotated[
-        str, typer.Option("--transport", "-t", help="auto, console or wechaty.", metavar="NAME")
+        str,
+        typer.Option("--transport", "-t", help="auto, console, wechaty or ilink.", metavar="NAME"),
     ] = "auto",
     as_user: Annotated[
         str | None,
@@ -83,6 +84,11 @@ def run(
                 'anyone can copy; use the default identity = "id" with pairing codes'
             )
         bot_transport = WechatyTransport(settings, cfg.bot.data_dir)
+    elif chosen == "ilink":
+        from lcbot.transports.ilink import IlinkSettings, IlinkTransport
+
+        settings = IlinkSettings.from_settings(cfg.settings["ilink"])
+        bot_transport = IlinkTransport(settings, cfg.bot.data_dir)
     else:
         hint = AUTO_CONSOLE if chosen == "auto-console" else None
         bot_transport = console_transport(cfg, as_user, hint)

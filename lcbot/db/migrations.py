@@ -6,7 +6,7 @@ outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pair
 (one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
 ``plugin_state`` (each plugin's key/value store), ``heartbeats`` (dead-man's switches:
 each key's period and last beat), ``metric_series`` and ``metric_points`` (job and host
-metrics). ``migrate``
+metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -126,6 +126,15 @@ MIGRATIONS = [
         value   REAL    NOT NULL
     );
     CREATE INDEX metric_points_series ON metric_points (series, at);
+    """,
+    # 9: holds: recipients a gated transport (iLink's reply window) makes wait, with why
+    # and since when (wall time: the fallback compares it with rows' ``created``)
+    """
+    CREATE TABLE holds (
+        recipient  TEXT PRIMARY KEY,
+        reason     TEXT NOT NULL,
+        since      REAL NOT NULL
+    );
     """,
 ]
 

@@ -36,6 +36,14 @@ def pending_recipients(db: sqlite3.Connection) -> list[str]:
     return [recipient for (recipient,) in rows]
 
 
+def pending_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Pending rows per recipient (``lcbot ilink status``)."""
+    rows = db.execute(
+        "SELECT recipient, count(*) FROM outbox WHERE state = 'pending' GROUP BY recipient"
+    )
+    return dict(rows.fetchall())
+
+
 def pending_for(
     db: sqlite3.Connection, recipient: str, after: tuple[int, int] | None, limit: int
 ) -> list[tuple]:
@@ -46,6 +54,18 @@ def pending_for(
         "AND (priority, id) > (?, ?) ORDER BY priority, id LIMIT ?",
         (recipient, priority, last, limit),
     ).fetchall()
+
+
+def pending_after(db: sqlite3.Connection, recipient: str, after: tuple[int, int] | None) -> int:
+    """How many pending rows of ``recipient`` sort after ``after`` (an index range count:
+    the drainer asks once, when a hold is about to start)."""
+    priority, last = after if after is not None else (-1, 0)
+    (count,) = db.execute(
+        "SELECT count(*) FROM outbox WHERE state = 'pending' AND recipient = ? "
+        "AND (priority, id) > (?, ?)",
+        (recipient, priority, last),
+    ).fetchone()
+    return count
 
 
 def counts(db: sqlite3.Connection) -> dict[str, int]:
@@ -124,6 +144,20 @@ def pending_critical(db: sqlite3.Connection) -> list[tuple[int, str]]:
     ).fetchall()
 
 
+def held_critical(db: sqlite3.Connection, before: float) -> list[tuple[int, str]]:
+    """``(id, text)`` of pending critical alerts not yet sent to the fallback whose
+    recipient is held (``holds``) and that have waited since before ``before`` — counted
+    from the hold's start or the row's creation, whichever is later."""
+    # holds first (CROSS JOIN keeps that order): a few rows, each searched in the recipient's
+    # pending index at priority 0 (critical alerts' priority) — never a scan of the outbox
+    return db.execute(
+        "SELECT o.id, o.text FROM holds h CROSS JOIN outbox o ON o.recipient = h.recipient "
+        "AND o.state = 'pending' AND o.priority = 0 WHERE o.kind = 'alert:critical' "
+        "AND o.fallback_at IS NULL AND max(h.since, o.created) <= ? ORDER BY o.id",
+        (before,),
+    ).fetchall()
+
+
 def mark_fallback(db: sqlite3.Connection, ids: list[int], at: float) -> None:
     db.execute(
         "UPDATE outbox SET fallback_at = ? WHERE id IN (SELECT value FROM json_each(?))",
@@ -165,13 +199,17 @@ def delete_old(
 
 
 def list_rows(db: sqlite3.Connection, state: str | None, limit: int) -> list[dict[str, Any]]:
-    """Newest first, as dicts with the keys of ``LIST_COLUMNS`` plus ``text``."""
-    where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+    """Newest first, as dicts with the keys of ``LIST_COLUMNS`` plus ``text`` and ``held``
+    (the hold's reason for a pending row whose recipient is held, else None)."""
+    where, params = ("WHERE o.state = ?", (state,)) if state else ("", ())
+    columns = ", ".join(f"o.{name}" for name in LIST_COLUMNS)
     rows = db.execute(
-        f"SELECT {', '.join(LIST_COLUMNS)}, text FROM outbox {where} ORDER BY id DESC LIMIT ?",
+        f"SELECT {columns}, o.text, h.reason FROM outbox o LEFT JOIN holds h "
+        f"ON h.recipient = o.recipient AND o.state = 'pending' {where} "
+        "ORDER BY o.id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
-    return [dict(zip((*LIST_COLUMNS, "text"), row, strict=True)) for row in rows]
+    return [dict(zip((*LIST_COLUMNS, "text", "held"), row, strict=True)) for row in rows]
 
 
 def state_of(db: sqlite3.Connection, message_id: int) -> str | None:

@@ -47,6 +47,19 @@ class Undeliverable(Exception):
     """A send that no retry can fix (raised by ``send``/``send_file``): dead at once."""
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Why messages to one address wait now."""
+
+    reason: str  # one line: "reply window closed (…): waits for alice to write"
+    until: float | None = None  # time.monotonic() when it lifts by itself; None: until wake()
+
+
+class Deferred(Exception):
+    """Raised by send/send_file: the backend refused for now (rate limited, window closed).
+    Not the message's fault: no attempt is counted; the drainer asks hold() again."""
+
+
 OnMessage = Callable[[Incoming], Awaitable[None]]
 # (contact id, display name, greeting) → the user that contact is (now) bound to, or None
 AdmitContact = Callable[[str, str, str], Awaitable[str | None]]
@@ -71,6 +84,15 @@ class Transport:
       lowered to it).
     * ``admit_contact`` / ``may_invite``: set by the app before ``start``; how a transport
       answers friend requests and group invitations (None: it ignores them).
+    * ``gated``: True when the backend takes messages to an address only at times (a reply
+      window, a rate limit): the drainer then asks ``hold(address)`` before sending — a
+      ``Hold`` makes that recipient's messages wait (coalesced) until ``Hold.until`` or
+      ``wake()`` — and ``allowance(address)`` (sends left before a hold; None: no limit):
+      at 1, the last permitted message tells the recipient how many more wait. ``send``
+      may raise ``Deferred``: no attempt is counted, the drainer asks ``hold()`` again.
+    * ``wake`` / ``notify``: set by the app. ``wake()`` wakes the drainer (a hold may have
+      lifted; call it on the event loop); ``notify(user, text)`` queues a durable notice to
+      ``user`` (None: every root user; any thread).
     """
 
     name = "base"
@@ -79,6 +101,9 @@ class Transport:
     max_file_size: int | None = None  # bytes the backend takes in one file (None: no limit)
     admit_contact: AdmitContact | None = None
     may_invite: MayInvite | None = None
+    gated = False  # True: the drainer asks hold()/allowance() before sending
+    wake: Callable[[], None] = staticmethod(lambda: None)  # set by the app: wake the drainer
+    notify: Callable[[str | None, str], None] | None = None  # set by the app: durable notice
 
     def __init__(self) -> None:
         self.ready_event = asyncio.Event()
@@ -97,6 +122,14 @@ class Transport:
     def status(self) -> dict[str, object]:
         """What ``/healthz`` shows of the transport beyond ``name`` and ``ready``."""
         return {}
+
+    def hold(self, address: Address) -> Hold | None:
+        """Why messages to ``address`` must wait now (None: they may go); gated only."""
+        return None
+
+    def allowance(self, address: Address) -> int | None:
+        """Sends ``address`` may still receive before a hold (None: no limit); gated only."""
+        return None
 
     async def start(self, on_message: OnMessage) -> None:
         raise NotImplementedError

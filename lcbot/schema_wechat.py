@@ -91,8 +91,8 @@ ILINK = Section(
             "base_url",
             str,
             "https://ilinkai.weixin.qq.com",
-            "the WeChat ClawBot (iLink) API for linking; a link then uses the base URL its "
-            "scan returned",
+            "the WeChat ClawBot (iLink) API; any other URL (a proxy, a test server) is used "
+            "by every link, while with this one each link uses the host its scan returned",
         ),
         Setting(
             "cdn_base_url",

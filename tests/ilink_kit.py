@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from lcbot.ilink.api import DEFAULT_BASE_URL
 from lcbot.ilink.store import Link, LinkStore, new_link
 from tests.ilink_server import ILinkServer
 from tests.procs import WAIT, make_project, spawn, wait_until
@@ -24,7 +25,9 @@ def scan_link(srv: ILinkServer, data_dir: Path, user: str, wechat_user: str) -> 
     with urllib.request.urlopen(url, timeout=10) as answer:
         code = json.loads(answer.read())["qrcode"]
     srv.scan(code, wechat_user)
-    link = new_link(user, srv.confirm(code), srv.base_url)
+    # the real service may answer its own host: the configured base_url must still win
+    confirmed = {**srv.confirm(code), "baseurl": DEFAULT_BASE_URL}
+    link = new_link(user, confirmed, srv.base_url)
     LinkStore(data_dir).save(link)
     return link
 

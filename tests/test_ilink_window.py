@@ -189,3 +189,17 @@ def test_ilink_settings_defaults_and_nudge_off():
     assert section.load({"nudge": "off"}, "f")["nudge"] is None
     assert section.load({"nudge": ""}, "f")["nudge"] is None
     assert section.load({"nudge": "20h"}, "f")["nudge"] == 72000.0
+
+
+def test_a_configured_base_url_wins_over_the_host_a_scan_returned(tmp_path):
+    from lcbot.ilink.api import DEFAULT_BASE_URL
+    from lcbot.ilink.store import Link
+    from lcbot.transports.ilink import IlinkSettings, IlinkTransport
+
+    link = Link("alice", "tok", "bot1", "https://idc.example", "wx@im.wechat", 0.0)
+    official = IlinkTransport(IlinkSettings(), tmp_path)
+    assert not official.settings.fixed_base
+    assert official._base_for(link) == "https://idc.example"  # the scan's host
+    proxy = IlinkTransport(IlinkSettings(base_url="http://127.0.0.1:9"), tmp_path)
+    assert proxy.settings.fixed_base and proxy._base_for(link) is None  # [ilink] base_url
+    assert IlinkSettings(base_url=DEFAULT_BASE_URL).fixed_base is False

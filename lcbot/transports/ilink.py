@@ -53,6 +53,12 @@ class IlinkSettings:
     cdn_base_url: str = DEFAULT_CDN_BASE_URL
     rules: Rules = field(default_factory=Rules)
 
+    @property
+    def fixed_base(self) -> bool:
+        """A base URL other than the official one (a proxy, a test server) is used for
+        every link; with the official one, a link uses the host its scan returned."""
+        return self.base_url != DEFAULT_BASE_URL.rstrip("/")
+
     @classmethod
     def from_settings(cls, ilink: dict[str, Any]) -> IlinkSettings:
         base = BACKOFF_BASE
@@ -147,7 +153,7 @@ class IlinkTransport(Transport):
     def _add(self, link: Link) -> None:
         state = load_state(self.data_dir, link.user, link.bot_id)
         poller = self.pollers[link.user] = Poller(
-            link, state, self.api(link.base_url or None, link.bot_token), self.data_dir
+            link, state, self.api(self._base_for(link), link.bot_token), self.data_dir
         )
         if state.window.expired:
             user = link.user
@@ -156,6 +162,9 @@ class IlinkTransport(Transport):
         log.info("ilink: polling for %s", link.user)
         poller.start(self)
         self.wake()  # a new link may lift a hold
+
+    def _base_for(self, link: Link) -> str | None:
+        return None if self.settings.fixed_base else (link.base_url or None)
 
     # --- what the polls tell (ilink_poll.Owner) ------------------------------------------
 

@@ -423,7 +423,7 @@ IMAGE = {"type": 2, "image_item": {"media": {}}}
         (user_msg(), None),
         (user_msg({"type": 1, "text_item": {"text": "  "}}), None),
         ({"message_type": 2, "item_list": [TEXT]}, None),  # the bot's own message
-        ({"item_list": [TEXT]}, None),
+        ({"item_list": [TEXT]}, "status"),  # no type: a user's (the bot's own say 2)
         ({"message_type": 1, "item_list": "junk"}, None),
         (user_msg("junk", {"type": 1}, {"type": 1, "text_item": "x"}), None),
     ],

@@ -280,8 +280,8 @@ def _number(value: Any) -> int | None:
 def inbound_text(msg: dict[str, Any]) -> str | None:
     """The text of a user's message: its text items (and voice transcripts), one per line;
     None for a bot's message or one without text (to be ignored)."""
-    if not isinstance(msg, dict) or msg.get("message_type") != USER_MESSAGE:
-        return None
+    if not isinstance(msg, dict) or msg.get("message_type", USER_MESSAGE) != USER_MESSAGE:
+        return None  # the bot's own messages (2); a message without a type is a user's
     items = msg.get("item_list")
     parts: list[str] = []
     for item in items if isinstance(items, list) else ():

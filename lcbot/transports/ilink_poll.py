@@ -124,7 +124,7 @@ class Poller:
         now = time.time()
         wrote = False
         for msg in answer.get("msgs") or []:
-            if not isinstance(msg, dict) or msg.get("message_type") != USER_MESSAGE:
+            if not isinstance(msg, dict) or msg.get("message_type", USER_MESSAGE) != USER_MESSAGE:
                 continue
             key = message_key(msg)
             if key is not None and self.state.saw(key):

@@ -246,6 +246,7 @@ USER_KEYS = (
         default_doc="—",
     ),
     Setting("wxid", str, None, "WeChat contact id; unique"),
+    Setting("ilink", str, None, "iLink (ClawBot) user id, written by `lcbot user link`; unique"),
 )
 
 # [[rooms]] is an array of tables (group chats that receive alerts), checked by

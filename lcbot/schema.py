@@ -8,6 +8,7 @@ config check``, each component's settings, and the README's configuration table
 
 from __future__ import annotations
 
+from lcbot.schema_oncall import GROUPING, ONCALL
 from lcbot.schema_wechat import ILINK, TOKEN_IN_FILE, WECHATY
 from lcbot.setting import DURATION, LISTEN, PATH, SECONDS, TABLE, VARIABLE, Section, Setting
 
@@ -104,8 +105,10 @@ SCHEMA: dict[str, Section] = {
                     keys_name="level",
                     default_doc="critical `user`, warning `admin`, info `root`",
                 ),
+                *GROUPING,
             ),
         ),
+        ONCALL,
         Section(
             "ratelimit",
             (

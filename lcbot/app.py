@@ -32,6 +32,7 @@ from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.fallback import fallback_for
 from lcbot.files import FileStore
+from lcbot.grouping import Grouper
 from lcbot.handlers import Runner
 from lcbot.heartbeats import Heartbeats
 from lcbot.ingress import Ingress, IngressSettings
@@ -41,6 +42,7 @@ from lcbot.jobsock import JobSocket
 from lcbot.message import Feed
 from lcbot.metrics import Metrics
 from lcbot.notices import notifier
+from lcbot.oncall import OnCall
 from lcbot.outbox import Outbox
 from lcbot.pairing import Binder, attempt
 from lcbot.plugins import PluginHost, load_host
@@ -93,9 +95,12 @@ class App:
             files=files,
         )
         alert_settings = AlertSettings.from_settings(settings["alerts"], settings["storage"])
+        self.oncall = OnCall.for_config(config, self.outbox.record)
         self.router = AlertRouter(
             alert_settings, self.db, self.outbox, self.roster, self.plugins.on_alert
         )
+        self.router.grouper = Grouper.from_settings(settings["alerts"])
+        self.router.on_call = self.oncall.on_call
         self.metrics = Metrics(self.db, self.outbox.record, alert_settings.keep)
         self.heartbeats = Heartbeats(self.db, self.outbox.record, self.router.submit)
         self.scheduler = Scheduler()
@@ -119,6 +124,7 @@ class App:
             metrics=self.metrics,
             heartbeats=HeartbeatControls(self.heartbeats),
             linking=getattr(transport, "chat_links", lambda bind: None)(self.roster.bind),
+            oncall=self.oncall,
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
@@ -255,6 +261,7 @@ class App:
         stack.enter_context(data_dir_lock(self.config.bot.data_dir))
         stack.enter_context(self.db.opened())
         self.state.load(self.db.conn)
+        self.oncall.open(self.db.conn)
         if self.ingress is not None:
             stack.enter_context(self.ingress.bound())  # a taken port fails here, early
         self._watch(await stack.enter_async_context(self.outbox.running()))

@@ -18,6 +18,7 @@ from lcbot.alerts import Alert, make_alert
 from lcbot.beats import Heartbeat
 from lcbot.commands import Command, PluginRegistry, Registry
 from lcbot.metrics import Metrics, MetricsView
+from lcbot.oncall import OnCall
 from lcbot.rooms import Room, check_level, find_room
 from lcbot.scheduler import Job, Scheduler
 from lcbot.state import PluginState, StateStore
@@ -177,6 +178,7 @@ class BotCore:
     heartbeats: HeartbeatControls
     jobs: Callable[[], list[str]] = lambda: []  # one line per job (connected, then gone)
     linking: Linking | None = None  # `link NAME` from chat (the ilink transport only)
+    oncall: OnCall | None = None  # who is on call ([oncall]); `oncall take`
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
     def for_plugin(self, plugin: str) -> Bot:
@@ -232,6 +234,12 @@ class Bot:
         """Linking a user's WeChat by QR code from chat (``start(user, tell, number)``);
         None unless the transport is ilink."""
         return self._core.linking
+
+    @property
+    def oncall(self) -> OnCall | None:
+        """Who is on call: ``shift(now)`` (``.user``, ``.until``, ``.by``), ``on_call(now)``,
+        ``take(user, by)`` (until the next handover; stored), ``describe()``, ``rota``."""
+        return self._core.oncall
 
     def jobs(self) -> list[str]:
         """One line per job program (``lcbot.job``): connected ones first (host, pid,

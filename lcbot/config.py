@@ -140,6 +140,7 @@ def read_raw(path: Path) -> dict[str, Any]:
 def validate(raw: dict[str, Any], path: Path) -> Config:
     """Check every section lcbot knows (``lcbot.schema``) and build a Config; ConfigError
     names the file and the bad key."""
+    from lcbot.oncall import rota_from_settings
     from lcbot.rooms import parse_rooms
     from lcbot.schema import SCHEMA
 
@@ -160,6 +161,7 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
     )
     users = parse_users(raw.get("users"), str(path))
     rooms = parse_rooms(raw.get("rooms"), str(path))
+    rota_from_settings(settings["oncall"], [u.name for u in users], str(path))  # checked
     return Config(
         path=path,
         raw=raw,

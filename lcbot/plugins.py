@@ -53,6 +53,7 @@ BUILTINS = (
     "lcbot.builtin.plot",
     "lcbot.builtin.heartbeats",
     "lcbot.builtin.linking",
+    "lcbot.builtin.oncall",
 )
 
 

@@ -1,4 +1,5 @@
-"""The alert router: ``on_alert`` hooks → silences → de-duplication → routes → mutes → outbox.
+"""The alert router: ``on_alert`` hooks → silences → grouping → de-duplication → routes (and
+on call) → mutes → outbox.
 
 Routes reach users (``[alerts.routes]``) and group chats (``[[rooms]]``, by level); a hook
 that sets ``alert.recipients`` names users and ``room:<id>`` groups instead.
@@ -26,6 +27,8 @@ from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background, poll_loop
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
+from lcbot.grouping import Grouper, flush
+from lcbot.oncall import put_first
 from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
 from lcbot.schema import LEVELS
 from lcbot.text import clean_text
@@ -65,8 +68,12 @@ class AlertRouter:
         people: People,
         on_alert: Callable[[Alert], bool],
         clock: Callable[[], float] = time.time,
+        grouper: Grouper | None = None,
+        on_call: Callable[[float], str | None] | None = None,
     ) -> None:
         self.settings = settings
+        self.grouper = grouper or Grouper((), 0, 0)  # [alerts] group_by; off when empty
+        self.on_call = on_call  # who gets critical alerts first (lcbot.oncall)
         self.db = db
         self.writer = writer
         self.people = people
@@ -90,6 +97,8 @@ class AlertRouter:
         self.keys = {k: (sent, n, since) for k, sent, n, since in sql.load_keys(conn)}
         self.silences = {k: (until, by) for k, until, by in sql.load_silences(conn, now)}
         self.mutes = dict(sql.load_mutes(conn, now))
+        for row in sql.take_grouped(conn):  # grouped before a crash: sent soon (or at once)
+            self.grouper.add(alert_from_row(row), now)
 
     # --- taking alerts ----------------------------------------------------------------------
 
@@ -119,7 +128,7 @@ class AlertRouter:
             count += len(rows)
             if len(rows) < BATCH:
                 break
-        return count
+        return count + flush(self.grouper, self, self.clock())
 
     def _route_safely(self, alert: Alert) -> None:
         """One bad alert (a hook that set nonsense) is recorded ``failed``; others go on."""
@@ -188,17 +197,30 @@ class AlertRouter:
             outcome["state"] = "suppressed"
         elif alert.key and self._silenced(alert.key, now):
             outcome["state"] = "silenced"
-        elif alert.key and not alert.resolved and self._is_repeat(alert.key, now):
-            last_sent, repeats, since = self.keys[alert.key]
-            self._set_key(alert.key, last_sent, repeats + 1, since or alert.created)
+        elif self.grouper.enabled:
+            outcome = {"state": "grouped", "group": self.grouper.add(alert, now).name}
+        elif self.count_repeat(alert, now):
             outcome["state"] = "deduplicated"
         else:
-            outcome = self._deliver(alert, now)
+            outcome = self.send(alert, self.note_key(alert, now), now)
         alert.outcome = outcome
         self._save(alert)
         return outcome
 
-    def _deliver(self, alert: Alert, now: float) -> dict[str, Any]:
+    def count_repeat(self, alert: Alert, now: float) -> bool:
+        """Whether ``alert`` repeats a key within its repeat interval (then counted)."""
+        if not (alert.key and not alert.resolved and self._is_repeat(alert.key, now)):
+            return False
+        last_sent, repeats, since = self.keys[alert.key]
+        self._set_key(alert.key, last_sent, repeats + 1, since or alert.created)
+        return True
+
+    def save_grouped(self, alert: Alert) -> None:
+        """A grouped alert's outcome (its row was written when it was grouped)."""
+        self.writer.record(sql.set_outcome, alert)  # after that insert: alert.id is set
+
+    def note_key(self, alert: Alert, now: float) -> str:
+        """Record ``alert`` as sent for de-duplication; the text it goes with."""
         text = alert.message()
         if alert.key and alert.resolved:
             if self.keys.pop(alert.key, None) is not None:
@@ -207,8 +229,15 @@ class AlertRouter:
             _, repeats, since = self.keys.get(alert.key, (0.0, 0, None))
             text = alert.message(repeats, since)
             self._set_key(alert.key, now, 0, None)
+        return text
+
+    def send(self, alert: Alert, text: str, now: float) -> dict[str, Any]:
+        """Put ``text`` to ``alert``'s recipients (the one on call first if critical)."""
         to, muted, unbound = [], [], []
         users, rooms, unknown = self.recipients_for(alert)
+        if alert.level == "critical" and self.on_call is not None:
+            name = self.on_call(now)
+            users = put_first(users, name and self.people.directory.by_name(name))
         for user in users:
             if not self.people.reachable(user):
                 unbound.append(user.name)
@@ -313,6 +342,7 @@ class AlertRouter:
         async with background(self.run(), "lcbot-router") as task:
             yield task
             self.route_pending()
+            flush(self.grouper, self, self.clock(), everything=True)  # groups still waiting
 
 
 def _insert_routed(conn: Any, alert: Alert) -> None:

@@ -51,6 +51,13 @@ def take_new(db: sqlite3.Connection, after: int, limit: int) -> list[tuple]:
     ).fetchall()
 
 
+def take_grouped(db: sqlite3.Connection) -> list[tuple]:
+    """Alerts grouped but not sent yet (a stop came first), oldest first: read at start."""
+    return db.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'grouped' ORDER BY id"
+    ).fetchall()
+
+
 def insert_routed(db: sqlite3.Connection, alert: Any) -> int:
     """Store an alert the bot routed itself, with its outcome; returns its id."""
     cursor = db.execute(
@@ -128,7 +135,7 @@ def delete_old(
             more = False
             break
         last = id_
-        if state != "new":
+        if state not in ("new", "grouped"):  # not routed, or not sent yet
             doomed.append(id_)
     if doomed:
         db.execute(

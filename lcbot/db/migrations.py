@@ -157,6 +157,17 @@ MIGRATIONS = [
         since        REAL NOT NULL
     );
     """,
+    # on call: the one override of the rota (``oncall take``), in force until ``until``
+    # (the next handover), with who asked and when
+    """
+    CREATE TABLE oncall_override (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        user   TEXT NOT NULL,
+        until  REAL NOT NULL,
+        by     TEXT NOT NULL,
+        at     REAL NOT NULL
+    );
+    """,
 ]
 
 

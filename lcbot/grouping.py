@@ -38,8 +38,12 @@ def group_labels(labels: dict[str, str], group_by: Iterable[str]) -> dict[str, s
 
 
 def identity(alert: Alert) -> str | None:
-    """What makes two alerts the same one: the key, else the label set (None: neither)."""
-    return alert.key or (fingerprint(alert.labels) if alert.labels else None)
+    """What makes two alerts of a group the same one (a later one replaces it, a resolved
+    one ends it): the key, else the labels with title and text (None: neither)."""
+    if alert.key or not alert.labels:
+        return alert.key
+    extra = {" title": alert.title or "", " text": alert.text}  # " ": never a label name
+    return fingerprint({**alert.labels, **extra})
 
 
 def summary(alert: Alert) -> str:

@@ -19,7 +19,7 @@ def register_commands(registry):
         state = ctx.bot.oncall
         if state is None:
             raise CommandError("on call is not available in this bot")
-        word = ctx.extra.strip().lower()
+        word = (ctx.extra or "").strip().lower()
         if not word:
             return state.describe()
         if word != "take":

@@ -13,7 +13,7 @@ def register_commands(registry):
     @registry.command(
         "oncall",
         usage="oncall [take]",
-        help="who is on call and until when; `oncall take` (admin): you, until the handover",
+        help="who is on call and until when; take (admin): you, until the next handover",
     )
     async def oncall(ctx):
         state = ctx.bot.oncall

@@ -58,7 +58,10 @@ def new_matcher(name: str, op: str, value: str) -> Matcher:
     regex = None
     if op in ("=~", "!~"):
         try:
-            regex = re.compile(f"(?:{value})")
+            flags = re.match(r"\(\?[imsU]+\)", value)  # Go's leading flags stay in front
+            head = flags.group(0).replace("U", "") if flags else ""
+            body = value[flags.end() :] if flags else value
+            regex = re.compile(f"{head if head != '(?)' else ''}(?:{body})")
         except re.error as exc:
             raise InvalidMatcher(f"bad regex in matcher {name}{op}{value!r}: {exc}") from None
     return Matcher(name, op, value, regex)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lcbot.errors import UsageError
+from lcbot.labels import format_labels, unsaid_labels
 from lcbot.schema import LEVELS
 from lcbot.users import Pri
 
@@ -60,6 +61,10 @@ class Alert:
         head = "RESOLVED" if self.resolved else self.level.upper()
         body = f"{self.title}: {self.text}" if self.title else self.text
         text = f"{head} {body}"
+        shown = unsaid_labels(self.labels, body, self.level)
+        if shown:  # at the end of the first line: a job's output may follow
+            first, newline, rest = text.partition("\n")
+            text = f"{first} [{format_labels(shown)}]{newline}{rest}"
         if repeats and since is not None:
             text += f" (repeated {repeats}× since {time.strftime('%H:%M', time.localtime(since))})"
         return text
@@ -187,6 +192,7 @@ class AlertSettings:
     fallback_after: float = 300.0
     fallback_urls: tuple[str, ...] = ()
     keep: float = 30 * 86400.0
+    inhibit: tuple[Any, ...] = ()  # lcbot.inhibit.InhibitRule
 
     @classmethod
     def from_settings(cls, alerts: dict[str, Any], storage: dict[str, Any]) -> AlertSettings:
@@ -197,4 +203,5 @@ class AlertSettings:
             fallback_after=alerts["fallback_after"],
             fallback_urls=alerts["fallback_urls"],
             keep=storage["keep"],
+            inhibit=alerts.get("inhibit", ()),
         )

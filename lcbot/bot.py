@@ -10,23 +10,39 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lcbot.alerts import Alert, make_alert
 from lcbot.beats import Heartbeat
 from lcbot.commands import Command, PluginRegistry, Registry
+from lcbot.matchers import Matcher, parse_matcher
 from lcbot.metrics import Metrics, MetricsView
 from lcbot.oncall import OnCall
 from lcbot.rooms import Room, check_level, find_room
 from lcbot.scheduler import Job, Scheduler
+from lcbot.silencing import Silence
 from lcbot.state import PluginState, StateStore
 from lcbot.users import Directory, User
 
 
+class SilenceStore(Protocol):
+    """The router's silences by label matchers (``lcbot.silencing.LabelSilences``)."""
+
+    def add(
+        self, matchers: Sequence[Matcher], seconds: float, author: str, comment: str | None
+    ) -> Silence: ...
+
+    def expire(self, silence_id: str) -> Silence | None: ...
+
+    def active(self) -> list[Silence]: ...
+
+
 class Controls(Protocol):
     """What ``bot.alerts`` reaches (the alert router)."""
+
+    label_silences: SilenceStore
 
     def mute(self, user: str, seconds: float) -> float: ...
 
@@ -66,6 +82,26 @@ class AlertControls:
     def active_silences(self) -> list[tuple[str, float, str]]:
         """``(key, until, by)`` of each silence in force."""
         return self._router.active_silences()
+
+    def silence_matching(
+        self,
+        matchers: Sequence[str | Matcher],
+        seconds: float,
+        by: str,
+        comment: str | None = None,
+    ) -> Silence:
+        """Drop alerts whose labels match every matcher (texts such as ``host=db1`` or
+        ``alertname=~"Disk.*"``) for ``seconds``; ``ValueError`` for a bad matcher."""
+        parsed = [m if isinstance(m, Matcher) else parse_matcher(m) for m in matchers]
+        return self._router.label_silences.add(parsed, seconds, by, comment)
+
+    def expire_silence(self, silence_id: str) -> Silence | None:
+        """End the silence by matchers ``silence_id``; it, or None if none was in force."""
+        return self._router.label_silences.expire(silence_id)
+
+    def matcher_silences(self) -> list[Silence]:
+        """The silences by matchers in force, oldest first."""
+        return self._router.label_silences.active()
 
 
 class RoomStore(Protocol):
@@ -284,10 +320,12 @@ class Bot:
         key: str | None = None,
         resolved: bool = False,
         source: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Alert:
-        """Raise an alert (checked at once: ``ValueError`` names a bad field). Returns it;
-        its ``id`` is set once it is stored, within milliseconds."""
-        alert = make_alert(text, level, title, key, resolved, source or self.plugin)
+        """Raise an alert (checked at once: ``ValueError`` names a bad field) with
+        ``labels`` (names ``[a-zA-Z_][a-zA-Z0-9_]*``, text values) for silences and
+        inhibition. Returns it; its ``id`` is set once it is stored, within milliseconds."""
+        alert = make_alert(text, level, title, key, resolved, source or self.plugin, labels=labels)
         return self._core.submit(alert)
 
     def send(self, user: str | User, text: str) -> None:

@@ -92,9 +92,12 @@ class Context:
         title: str | None = None,
         key: str | None = None,
         resolved: bool = False,
+        labels: dict[str, str] | None = None,
     ) -> Alert:
         """Raise an alert from this command (source: the command name); returns it."""
-        return self.bot.alert(text, level, title, key, resolved, source=self.command.name)
+        return self.bot.alert(
+            text, level, title, key, resolved, source=self.command.name, labels=labels
+        )
 
 
 @dataclass

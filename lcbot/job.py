@@ -181,11 +181,14 @@ class Job:
         level: str = "warning",
         key: str | None = None,
         resolved: bool = False,
+        labels: dict[str, str] | None = None,
     ) -> None:
-        """An alert from this job (kept in the bot's database while a local bot is down)."""
+        """An alert from this job (kept in the bot's database while a local bot is down),
+        with ``labels`` and the labels ``job`` and ``host`` (the bot checks them)."""
         if level not in LEVELS:
             level = "warning"
         message = {"op": "alert", "text": str(text), "level": level, "key": key}
+        message["labels"] = {str(k): str(v) for k, v in (labels or {}).items()}
         message["resolved"] = bool(resolved)
         if self.link.connected.is_set() or self.remote:
             self._send(message)
@@ -336,21 +339,11 @@ class Job:
     def _store_alert(self, message: dict[str, Any]) -> None:
         """The bot is not reachable: write the alert into its database (``lcbot alert``)."""
         try:
-            from lcbot.alerts import make_alert
             from lcbot.db import DB_NAME, connect, transaction
             from lcbot.db.alerts import insert_new
 
             db_path = self.link.socket_path.parent / DB_NAME  # type: ignore[union-attr]
-            text = joblink.alert_text(self.name, message["text"])
-            key = message.get("key")
-            checked = make_alert(
-                text,
-                message["level"],
-                None,
-                f"{self.name}:{key}" if key else None,
-                message["resolved"],
-                source=f"job:{self.name}",
-            )
+            checked = joblink.job_alert(self.name, _hostname(), message)
             db = connect(db_path)
             try:
                 with transaction(db):

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcbot.alerts import make_alert
 from lcbot.commands import NAME_RE, CmdType, Command, CommandError, Registry
 from lcbot.jobcmds import check_commands, job_command, own_commands
-from lcbot.joblink import alert_text
+from lcbot.joblink import job_alert
 from lcbot.jobview import describe, progress_line
 from lcbot.users import User
 
@@ -218,16 +217,7 @@ class JobHub:
             self.on_metric(session.name, str(message["name"])[:64], value, step)
 
     def _op_alert(self, session: Session, message: dict[str, Any]) -> None:
-        key = message.get("key")
-        alert = make_alert(
-            alert_text(session.name, str(message["text"])),
-            message.get("level", "warning"),
-            None,
-            f"{session.name}:{key}" if key else None,
-            bool(message.get("resolved", False)),
-            source=f"job:{session.name}",
-        )
-        self.submit(alert)
+        self.submit(job_alert(session.name, session.host, message))
 
     def _op_heartbeat(self, session: Session, message: dict[str, Any]) -> None:
         if self.on_heartbeat is not None:

@@ -234,6 +234,25 @@ def alert_text(job: str, text: str) -> str:
     return f"{job}: {text}"
 
 
+def job_alert(job: str, host: str, message: dict[str, Any]) -> Any:
+    """The alert of a job's ``alert`` message (an ``lcbot.alerts.Alert``): its key within
+    the job's, its labels and ``job`` and ``host`` (which the job cannot override)."""
+    from lcbot.alerts import make_alert
+
+    key = message.get("key")
+    labels = message.get("labels")
+    labels = {**(labels if isinstance(labels, dict) else {}), "job": job, "host": host}
+    return make_alert(
+        alert_text(job, str(message["text"])),
+        message.get("level", "warning"),
+        None,
+        f"{job}:{key}" if key else None,
+        bool(message.get("resolved", False)),
+        source=f"job:{job}",
+        labels=labels,
+    )
+
+
 def _line(message: dict[str, Any]) -> bytes:
     return encode(message) + b"\n"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 
 FINGERPRINT_LENGTH = 12  # hex digits: 48 bits, ample for the alerts one bot sees
@@ -29,3 +30,18 @@ def _value(value: str) -> str:
 def format_labels(labels: Mapping[str, str]) -> str:
     """Labels compactly, sorted by name: ``host=db1 team=web`` (empty for none)."""
     return " ".join(f"{name}={_value(labels[name])}" for name in sorted(labels))
+
+
+def unsaid_labels(labels: Mapping[str, str], said: str, level: str) -> dict[str, str]:
+    """The labels a message does not say already: not ``name=value`` in ``said`` (an
+    Alertmanager text lists its labels so), not a value ``said`` starts with as a word
+    (the title: the alertname; a job's name), not the level nor ``severity`` (the level
+    the message starts with says it)."""
+    return {
+        name: value
+        for name, value in labels.items()
+        if f"{name}={value}" not in said
+        and not re.match(re.escape(value) + r"(?![\w-])", said)
+        and value.lower() != level
+        and name != "severity"
+    }

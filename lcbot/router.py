@@ -1,5 +1,6 @@
-"""The alert router: ``on_alert`` hooks → silences → grouping → de-duplication → routes (and
-on call) → mutes → outbox.
+"""The alert router: ``on_alert`` hooks → inhibition (``lcbot.inhibit``) → silences (by key,
+and by label matchers: ``lcbot.silencing``) → grouping → de-duplication → routes (and on
+call) → mutes → outbox.
 
 Routes reach users (``[alerts.routes]``) and group chats (``[[rooms]]``, by level); a hook
 that sets ``alert.recipients`` names users and ``room:<id>`` groups instead.
@@ -28,9 +29,12 @@ from lcbot.asyncutil import Waker, background, poll_loop
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
 from lcbot.grouping import Grouper, flush
+from lcbot.inhibit import Inhibitor
+from lcbot.labels import format_labels
 from lcbot.oncall import put_first
 from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
 from lcbot.schema import LEVELS
+from lcbot.silencing import KEEP_ENDED, LabelSilences, delete_ended
 from lcbot.text import clean_text
 from lcbot.users import Directory, Pri, User
 
@@ -84,6 +88,8 @@ class AlertRouter:
         self.keys: dict[str, tuple[float, int, float | None]] = {}  # last_sent, repeats, since
         self.silences: dict[str, tuple[float, str]] = {}  # key → until, by
         self.mutes: dict[str, float] = {}  # user → until
+        self.label_silences = LabelSilences(writer, clock)  # silences by matchers
+        self.inhibitor = Inhibitor(settings.inhibit, writer)
         self._submitted: deque[Alert] = deque()
         self._expire_after: int | None = None  # where retention goes on (an alert id)
         self._lock = threading.Lock()  # the submitted alerts
@@ -97,6 +103,8 @@ class AlertRouter:
         self.keys = {k: (sent, n, since) for k, sent, n, since in sql.load_keys(conn)}
         self.silences = {k: (until, by) for k, until, by in sql.load_silences(conn, now)}
         self.mutes = dict(sql.load_mutes(conn, now))
+        self.label_silences.refresh(conn, force=True)
+        self.inhibitor.open(conn)
         for row in sql.take_grouped(conn):  # grouped before a crash: sent soon (or at once)
             self.grouper.add(alert_from_row(row), now)
 
@@ -120,6 +128,7 @@ class AlertRouter:
             count += len(batch)
         conn = self.db.conn
         assert conn is not None
+        self.label_silences.refresh(conn)  # the CLI's changes
         while rows := sql.take_new(conn, self.last_seen, BATCH):
             for row in rows:
                 alert = alert_from_row(row)
@@ -175,7 +184,8 @@ class AlertRouter:
         return users, chosen, unknown
 
     def route(self, alert: Alert) -> dict[str, Any]:
-        """Hooks → silences → de-duplication → routes → mutes → outbox. Returns the outcome."""
+        """Hooks → inhibition → silences → de-duplication → routes → mutes → outbox.
+        Returns the outcome."""
         now = self.clock()
         outcome: dict[str, Any] = {}
         passed = self.on_alert(alert)
@@ -195,8 +205,13 @@ class AlertRouter:
             raise TypeError(f"a hook set alert.recipients to {alert.recipients!r}")
         if not passed:
             outcome["state"] = "suppressed"
+        elif by := self.inhibitor.check(alert.labels, alert.resolved, now):
+            outcome = {"state": "inhibited", "inhibited_by": format_labels(by.labels)}
+            outcome["fingerprint"] = by.source
         elif alert.key and self._silenced(alert.key, now):
             outcome["state"] = "silenced"
+        elif silence := self.label_silences.silencing(alert.labels, now):
+            outcome = {"state": "silenced", "silence": silence.id}
         elif self.grouper.enabled:
             outcome = {"state": "grouped", "group": self.grouper.add(alert, now).name}
         elif self.count_repeat(alert, now):
@@ -321,6 +336,7 @@ class AlertRouter:
             with transaction(conn):
                 sql.expire_keys(conn, quiet_before, keys_before)
                 sql.expire_silences_and_mutes(conn, now)
+                delete_ended(conn, now - KEEP_ENDED)
                 deleted, self._expire_after = sql.delete_old(
                     conn, any_before, limit, self._expire_after or 0
                 )

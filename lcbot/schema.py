@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from lcbot.schema_oncall import GROUPING, ONCALL
 from lcbot.schema_wechat import ILINK, TOKEN_IN_FILE, WECHATY
-from lcbot.setting import DURATION, LISTEN, PATH, SECONDS, TABLE, VARIABLE, Section, Setting
+from lcbot.setting import (
+    DURATION,
+    INHIBIT_RULES,
+    LISTEN,
+    PATH,
+    SECONDS,
+    TABLE,
+    VARIABLE,
+    Section,
+    Setting,
+)
 
 LEVELS = ("info", "warning", "critical")
 PRIVILEGES = ("root", "admin", "user")
@@ -106,6 +116,15 @@ SCHEMA: dict[str, Section] = {
                     default_doc="critical `user`, warning `admin`, info `root`",
                 ),
                 *GROUPING,
+                Setting(
+                    "inhibit",
+                    INHIBIT_RULES,
+                    (),
+                    "`[[alerts.inhibit]]` rules: `source_matchers`, `target_matchers` (lists of "
+                    "matchers such as `'alertname=\"HostDown\"'`) and `equal` (label names); "
+                    "while a source fires, matching targets are not sent",
+                    default_doc="none",
+                ),
             ),
         ),
         ONCALL,

@@ -22,6 +22,7 @@ LISTEN = "listen"  # "HOST:PORT" → (host, port)
 PATH = "path"
 VARIABLE = "variable"  # the name of an environment variable
 TABLE = "table"  # a table of texts: keys ``keys`` (any if empty), values ``choices``
+INHIBIT_RULES = "inhibit_rules"  # [[alerts.inhibit]]: lcbot.inhibit.parse_rules
 
 
 class Setting:
@@ -104,6 +105,7 @@ class Setting:
             LISTEN: "`HOST:PORT`",
             PATH: "path",
             VARIABLE: "variable name",
+            INHIBIT_RULES: "array of tables",
         }[self.kind]
         if self.min is not None and self.max is not None:
             return f"{base} {_number(self.min)}-{_number(self.max)}"
@@ -242,6 +244,12 @@ def _table(s: Setting, value: Any, name: str) -> dict[str, str]:
     return {**(s.default or {}), **value}
 
 
+def _inhibit_rules(s: Setting, value: Any, name: str) -> Any:
+    from lcbot.inhibit import parse_rules
+
+    return parse_rules(value, name)
+
+
 _PARSERS = {
     str: _text,
     int: _integer,
@@ -255,6 +263,7 @@ _PARSERS = {
     PATH: _text,
     VARIABLE: _variable,
     TABLE: _table,
+    INHIBIT_RULES: _inhibit_rules,
 }
 
 

@@ -11,12 +11,30 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from lcbot.alerts import MAX_TEXT, MAX_TITLE, Alert, InvalidAlert, is_blank, make_alert
+from lcbot.alerts import (
+    LABEL_NAME,
+    MAX_LABEL_NAME,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    MAX_TEXT,
+    MAX_TITLE,
+    Alert,
+    InvalidAlert,
+    is_blank,
+    make_alert,
+)
 from lcbot.beats import InvalidBeat, check_beat, parse_period
 from lcbot.schema import LEVELS
 
 MAX_ENTRIES = 1000  # Alertmanager entries kept per webhook; the rest are counted in one alert
-ALERT_FIELDS = {"text": str, "level": str, "title": str, "key": str, "resolved": bool}
+ALERT_FIELDS = {
+    "text": str,
+    "level": str,
+    "title": str,
+    "key": str,
+    "resolved": bool,
+    "labels": dict,
+}
 HEARTBEAT_FIELDS = ("every", "grace", "level")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -68,6 +86,7 @@ def parse_alert(body: Any) -> Alert:
         key=body.get("key"),
         resolved=bool(body.get("resolved")),
         source="http",
+        labels=body.get("labels"),
     )
 
 
@@ -114,6 +133,21 @@ def _labels(raw: Any) -> dict[str, str]:
     return {_storable(k): _as_text(v) for k, v in raw.items() if v is not None}
 
 
+def _label_set(labels: dict[str, str]) -> dict[str, str]:
+    """An entry's labels as an alert's: names made valid (other characters become ``_``, as
+    Prometheus does), values cut to ``MAX_LABEL_VALUE``, blank ones left out, the first
+    ``MAX_LABELS`` by name — never an error (an entry never fails its batch)."""
+    kept: dict[str, str] = {}
+    for name in sorted(labels):
+        value = labels[name][:MAX_LABEL_VALUE]
+        valid = re.sub(r"[^a-zA-Z0-9_]", "_", name)[:MAX_LABEL_NAME]
+        if not LABEL_NAME.fullmatch(valid):
+            valid = ("_" + valid)[:MAX_LABEL_NAME]
+        if not is_blank(value) and valid not in kept and len(kept) < MAX_LABELS:
+            kept[valid] = value
+    return kept
+
+
 def _am_alert(entry: Any, severity: dict[str, str]) -> Alert:
     """One Alertmanager entry → an alert, whatever it holds (see ``parse_alertmanager``)."""
     if not isinstance(entry, dict):
@@ -146,6 +180,7 @@ def _am_alert(entry: Any, severity: dict[str, str]) -> Alert:
         key=_short_key(key),
         resolved=status == "resolved",
         source="alertmanager",
+        labels=_label_set(labels),
     )
 
 

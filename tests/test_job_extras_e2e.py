@@ -3,6 +3,7 @@ job processes next to a real ``lcbot run --transport console``. Bounded waits on
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from tests.procs import bots, child_env, make_project
 
+HOST = socket.gethostname()  # a job's alerts carry the label host
 CONFIG = """
 [ratelimit]
 per_second = 0
@@ -89,12 +91,16 @@ def test_notify_tells_start_finish_and_crash_and_only_rank_zero_does(tmp_path):
         done = run(folder, "notified.py")
         assert (done.returncode, done.stdout) == (0, "result 42\n"), done.stderr
         bot.expect(lambda t: t.startswith("train on ") and "connected (pid" in t)  # the start
-        bot.expect(lambda t: t.startswith("INFO train finished in ") and t.endswith("s"))
+        bot.expect(
+            lambda t: (
+                t.startswith("INFO train finished in ") and t.endswith("s [host=" + HOST + "]")
+            )
+        )
         crashed = run(folder, "notified.py", "--fail")
         assert crashed.returncode == 1
         assert "ValueError: loss is NaN" in crashed.stderr  # re-raised: the program crashes
         line = bot.expect(lambda t: t.startswith("WARNING train crashed after "))
-        assert line.endswith(": ValueError: loss is NaN"), line
+        assert line.endswith(": ValueError: loss is NaN [host=" + HOST + "]"), line
         bot.expect(lambda t: t.startswith("Traceback") or "File " in t)  # the tail follows
         for rank in ({"RANK": "1"}, {"LOCAL_RANK": "3"}):
             silent = run(folder, "notified.py", **rank)

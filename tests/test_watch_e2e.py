@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ per_minute = 0
 per_recipient_gap = 0
 """
 
+HOST_LABEL = re.compile(r" \[host=[^ \]]+\]$")  # a job's alert carries its host
 OUTPUT = ("epoch 1 loss 0.9", "epoch 2 loss 0.5", "warning: slow disk")  # train.py's
 SCRIPTS = {
     # waits for the file `go` (at most 30 s), then exits with the status in it
@@ -172,13 +174,17 @@ def test_tail_and_the_finished_and_failed_alerts(tmp_path):
             (folder / "go").write_text("0")
             assert proc.wait(20) == 0
             bot.expect(
-                lambda t: t.startswith("INFO train.py finished in ") and t.endswith("s (exit 0)")
+                lambda t: (
+                    t.startswith("INFO train.py finished in ")
+                    and re.search(r"s \(exit 0\) \[host=[^ ]+\]$", t)
+                )
             )
             (folder / "go").write_text("1")
             failed = watch(folder, "--", sys.executable, "train.py")
             assert failed.wait(20) == 1
             line = bot.expect(lambda t: t.startswith("WARNING train.py failed after "))
             _, _, first_line = line.partition(" (exit 1): ")
+            first_line = HOST_LABEL.sub("", first_line)
             tail = {first_line} | {bot.expect(lambda t: True) for _ in range(3)}
             assert tail == {*OUTPUT, "exiting with 1"}  # the output's tail, either stream first
         finally:
@@ -239,6 +245,7 @@ def test_the_alert_waits_for_a_bot_that_stopped_during_the_run(tmp_path):
         second = start(folder)
         line = second.expect(lambda t: t.startswith("WARNING train.py failed after "))
         _, _, first_line = line.partition(" (exit 2): ")
+        first_line = HOST_LABEL.sub("", first_line)
         tail = {first_line} | {second.expect(lambda t: True) for _ in range(3)}
         assert tail == {*OUTPUT, "exiting with 2"}  # stdout and stderr: in either order
         second.end_input()

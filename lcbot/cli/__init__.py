@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "alert": ("alert_cmds", "alert", "command"),
     "alerts": ("alert_cmds", "alerts_app", "group"),
     "outbox": ("alert_cmds", "outbox_app", "group"),
+    "silence": ("silence_cmds", "app", "group"),
     "heartbeat": ("heartbeat_cmds", "heartbeat", "command"),
     "heartbeats": ("heartbeat_cmds", "heartbeats", "command"),
     "wechat": ("wechat_cmds", "app", "group"),

@@ -47,6 +47,24 @@ def _age(text: str) -> float:
         raise UsageError(f"--older-than: {exc}") from None
 
 
+def _labels(items: list[str]) -> dict[str, str]:
+    """``--label NAME=VALUE`` options as a mapping (checked by ``make_alert``)."""
+    from lcbot.alerts import InvalidAlert, check_labels
+
+    labels: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--label: expected NAME=VALUE, got {item!r}")
+        if name in labels:
+            raise UsageError(f"--label: {name} given twice")
+        labels[name] = value
+    try:
+        return check_labels(labels)
+    except InvalidAlert as exc:
+        raise UsageError(f"--label: {exc}") from None
+
+
 def alert(
     text: Annotated[str, typer.Argument(help="Alert text; - reads it from standard input.")],
     level: Annotated[
@@ -59,6 +77,10 @@ def alert(
     resolved: Annotated[
         bool, typer.Option("--resolved", help="The problem is over: always delivered.")
     ] = False,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="A label NAME=VALUE (repeatable).", metavar="NAME=VALUE"),
+    ] = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Raise an alert; prints its id. Works whether or not `lcbot run` is running."""
@@ -67,9 +89,10 @@ def alert(
     from lcbot.db.alerts import insert_new
 
     check_level(level)
+    labels = _labels(label or [])
     if text == "-":
         text = sys.stdin.read()
-    checked = make_alert(text, level, title, key, resolved, source="cli")
+    checked = make_alert(text, level, title, key, resolved, source="cli", labels=labels)
     with _db(config_path) as db, transaction(db):
         (alert_id,) = insert_new(db, [checked])
     typer.echo(alert_id)
@@ -83,6 +106,7 @@ def recent(
 ) -> None:
     """Recent alerts with their outcome: delivered to whom, deduplicated, silenced, …"""
     from lcbot.db.alerts import recent as recent_alerts
+    from lcbot.labels import format_labels
 
     with _db(config_path, create=False) as db:
         items = [] if db is None else recent_alerts(db, limit)
@@ -100,9 +124,15 @@ def recent(
             outcome += " to " + ", ".join(to)
         if details.get("muted"):
             outcome += " (muted: " + ", ".join(details["muted"]) + ")"
+        if details.get("silence"):
+            outcome += f" by silence {details['silence']}"
+        if details.get("inhibited_by"):
+            outcome += f" by {details['inhibited_by']}"
         text = (f"{a['title']}: " if a["title"] else "") + a["text"]
         if a["resolved"]:
             text = "resolved: " + text
+        if a["labels"]:
+            text += f" [{format_labels(a['labels'])}]"
         table.add_row(
             str(a["id"]),
             when(a["created"]),

@@ -1,4 +1,5 @@
-"""The alert router: ``on_alert`` hooks → silences → de-duplication → routes → mutes → outbox.
+"""The alert router: ``on_alert`` hooks → silences → de-duplication → routes → mutes → outbox;
+firing state (``lcbot.firing``: ack, ``lcbot.escalation``: re-notify, escalate) at de-dup.
 
 Routes reach users (``[alerts.routes]``) and group chats (``[[rooms]]``, by level); a hook
 that sets ``alert.recipients`` names users and ``room:<id>`` groups instead.
@@ -26,6 +27,9 @@ from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background, poll_loop
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
+from lcbot.db import firing as firing_sql
+from lcbot.escalation import Escalator
+from lcbot.firing import Firing
 from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
 from lcbot.schema import LEVELS
 from lcbot.text import clean_text
@@ -81,6 +85,8 @@ class AlertRouter:
         self._expire_after: int | None = None  # where retention goes on (an alert id)
         self._lock = threading.Lock()  # the submitted alerts
         self._controls = threading.Lock()  # silences and mutes
+        self.firing = Firing(settings, writer, self._now, self._forget_key)  # state, acks
+        self.escalation = Escalator(self.firing, people, writer, self._muted, self._now)
 
     def open(self) -> None:
         """Load de-duplication state, silences and mutes."""
@@ -90,6 +96,7 @@ class AlertRouter:
         self.keys = {k: (sent, n, since) for k, sent, n, since in sql.load_keys(conn)}
         self.silences = {k: (until, by) for k, until, by in sql.load_silences(conn, now)}
         self.mutes = dict(sql.load_mutes(conn, now))
+        self.firing.load(conn)
 
     # --- taking alerts ----------------------------------------------------------------------
 
@@ -195,14 +202,24 @@ class AlertRouter:
         else:
             outcome = self._deliver(alert, now)
         alert.outcome = outcome
+        self.firing.track(alert, outcome, now)  # firing state: registered, refreshed, cleared
         self._save(alert)
         return outcome
+
+    def _now(self) -> float:
+        return self.clock()  # tests replace ``clock``
+
+    def _muted(self, user: str) -> bool:
+        return self.mutes.get(user, 0) > self.clock()
+
+    def _forget_key(self, key: str) -> None:
+        if self.keys.pop(key, None) is not None:
+            self.writer.record(sql.delete_key, key)
 
     def _deliver(self, alert: Alert, now: float) -> dict[str, Any]:
         text = alert.message()
         if alert.key and alert.resolved:
-            if self.keys.pop(alert.key, None) is not None:
-                self.writer.record(sql.delete_key, alert.key)
+            self._forget_key(alert.key)
         elif alert.key:
             _, repeats, since = self.keys.get(alert.key, (0.0, 0, None))
             text = alert.message(repeats, since)
@@ -292,6 +309,7 @@ class AlertRouter:
             with transaction(conn):
                 sql.expire_keys(conn, quiet_before, keys_before)
                 sql.expire_silences_and_mutes(conn, now)
+                firing_sql.expire(conn, any_before)
                 deleted, self._expire_after = sql.delete_old(
                     conn, any_before, limit, self._expire_after or 0
                 )
@@ -310,7 +328,10 @@ class AlertRouter:
         self.waker.bind()
         self.open()
         self.waker.wake()  # alerts stored while the bot was stopped go out now
-        async with background(self.run(), "lcbot-router") as task:
+        async with (
+            background(self.run(), "lcbot-router") as task,
+            self.escalation.running(),
+        ):
             yield task
             self.route_pending()
 

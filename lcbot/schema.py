@@ -9,7 +9,17 @@ config check``, each component's settings, and the README's configuration table
 from __future__ import annotations
 
 from lcbot.schema_wechat import ILINK, TOKEN_IN_FILE, WECHATY
-from lcbot.setting import DURATION, LISTEN, PATH, SECONDS, TABLE, VARIABLE, Section, Setting
+from lcbot.setting import (
+    DURATION,
+    DURATION_OFF,
+    LISTEN,
+    PATH,
+    SECONDS,
+    TABLE,
+    VARIABLE,
+    Section,
+    Setting,
+)
 
 LEVELS = ("info", "warning", "critical")
 PRIVILEGES = ("root", "admin", "user")
@@ -103,6 +113,27 @@ SCHEMA: dict[str, Section] = {
                     keys=LEVELS,
                     keys_name="level",
                     default_doc="critical `user`, warning `admin`, info `root`",
+                ),
+                Setting(
+                    "renotify",
+                    DURATION_OFF,
+                    900.0,
+                    "an unacknowledged critical alert is sent again this often (`off`: never)",
+                    default_doc="`15m`",
+                ),
+                Setting(
+                    "escalate_after",
+                    DURATION,
+                    1800.0,
+                    "an unacknowledged critical alert takes the next escalation step this often",
+                    default_doc="`30m`",
+                ),
+                Setting(
+                    "escalation",
+                    list,
+                    (),
+                    "escalation steps: a privilege (everyone with at least it) or a user name",
+                    type_doc="list of privileges or user names",
                 ),
             ),
         ),

@@ -8,6 +8,8 @@ other processes through the ``alerts`` table.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,6 +22,10 @@ from lcbot.users import Pri
 PRIORITY = {"critical": 0, "warning": 1, "info": 2}  # outbox priority (replies are 0)
 MAX_TEXT = 4000  # characters of an alert's text: a chat alert is not a log file
 MAX_TITLE = 200  # characters of a title, a key or a source
+MAX_LABELS = 32  # labels of one alert
+MAX_LABEL_NAME = 100  # characters of a label's name
+MAX_LABEL_VALUE = 200  # characters of a label's value
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus' label names
 
 
 class InvalidAlert(UsageError, ValueError):
@@ -47,6 +53,7 @@ class Alert:
     created: float = 0.0
     recipients: list[str] | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def message(self, repeats: int = 0, since: float | None = None) -> str:
         """The text users receive."""
@@ -101,6 +108,41 @@ def _text(value: Any, name: str, limit: int, required: bool = False) -> str | No
     return value
 
 
+def check_labels(labels: Any) -> dict[str, str]:
+    """Checked labels: a mapping of names (``[a-zA-Z_][a-zA-Z0-9_]*``) to texts; an empty
+    value means the label is absent (as in Alertmanager) and is dropped."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise InvalidAlert("labels", f"alert labels must be a mapping, not {type(labels).__name__}")
+    if len(labels) > MAX_LABELS:
+        raise InvalidAlert("labels", f"an alert has at most {MAX_LABELS} labels")
+    checked: dict[str, str] = {}
+    for name, value in labels.items():
+        if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+            raise InvalidAlert(
+                "labels",
+                f"label name {name!r} is not valid (letters, digits, _; not a digit first)",
+            )
+        if len(name) > MAX_LABEL_NAME:
+            raise InvalidAlert(
+                "labels", f"label name {name[:20]!r}… is longer than {MAX_LABEL_NAME}"
+            )
+        if not isinstance(value, str):
+            raise InvalidAlert("labels", f"label {name} must be a text, not {type(value).__name__}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidAlert("labels", f"label {name} is not valid text") from None
+        if len(value) > MAX_LABEL_VALUE:
+            raise InvalidAlert(
+                "labels", f"label {name} is longer than {MAX_LABEL_VALUE} characters"
+            )
+        if value:
+            checked[name] = value
+    return checked
+
+
 def make_alert(
     text: Any,
     level: Any = "info",
@@ -109,6 +151,7 @@ def make_alert(
     resolved: Any = False,
     source: Any = None,
     created: float | None = None,
+    labels: Any = None,
 ) -> Alert:
     """A checked ``Alert``; ``InvalidAlert`` (a ``ValueError``) names the bad field."""
     checked = _text(text, "text", MAX_TEXT, required=True)
@@ -123,13 +166,16 @@ def make_alert(
         resolved=resolved,
         source=_text(source, "source", MAX_TITLE),
         created=time.time() if created is None else created,
+        labels=check_labels(labels),
     )
 
 
 def alert_from_row(row: tuple) -> Alert:
     """An ``Alert`` from an ``alerts`` row (``lcbot.db.alerts.ALERT_COLUMNS``)."""
-    id_, created, text, level, title, key, resolved, source = row
-    return Alert(text, level, title, key, bool(resolved), source, id_, created)
+    id_, created, text, level, title, key, resolved, source, labels = row
+    alert = Alert(text, level, title, key, bool(resolved), source, id_, created)
+    alert.labels = json.loads(labels) if labels else {}
+    return alert
 
 
 @dataclass(frozen=True)

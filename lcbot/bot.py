@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from lcbot.alerts import Alert, make_alert
 from lcbot.beats import Heartbeat
 from lcbot.commands import Command, PluginRegistry, Registry
+from lcbot.firing import FiringAlert
 from lcbot.metrics import Metrics, MetricsView
 from lcbot.rooms import Room, check_level, find_room
 from lcbot.scheduler import Job, Scheduler
@@ -24,8 +25,22 @@ from lcbot.state import PluginState, StateStore
 from lcbot.users import Directory, User
 
 
+class FiringStore(Protocol):
+    """The firing alerts (``lcbot.firing.Firing``)."""
+
+    def listing(self) -> list[FiringAlert]: ...
+
+    def ack(self, ref: str, by: str) -> FiringAlert: ...
+
+    def unack(self, ref: str, by: str) -> FiringAlert: ...
+
+    def resolve(self, ref: str, by: str) -> FiringAlert: ...
+
+
 class Controls(Protocol):
     """What ``bot.alerts`` reaches (the alert router)."""
+
+    firing: FiringStore
 
     def mute(self, user: str, seconds: float) -> float: ...
 
@@ -39,7 +54,7 @@ class Controls(Protocol):
 
 
 class AlertControls:
-    """``bot.alerts``: silences and mutes — and nothing else of the router."""
+    """``bot.alerts``: silences, mutes and firing alerts — and nothing else of the router."""
 
     __slots__ = ("_router",)
 
@@ -65,6 +80,24 @@ class AlertControls:
     def active_silences(self) -> list[tuple[str, float, str]]:
         """``(key, until, by)`` of each silence in force."""
         return self._router.active_silences()
+
+    def firing(self) -> list[FiringAlert]:
+        """The alerts firing now, newest first (copies: ``id``, ``level``, ``text``,
+        ``labels``, ``recipients``, ``first_seen``, ``acked_by``, …)."""
+        return self._router.firing.listing()
+
+    def ack(self, ref: str, by: str) -> FiringAlert:
+        """``by`` acknowledges the firing alert ``ref`` (short id or key): no more
+        re-notification or escalation; its other recipients are told. LookupError if none."""
+        return self._router.firing.ack(ref, by)
+
+    def unack(self, ref: str, by: str) -> FiringAlert:
+        """Withdraw the acknowledgement: re-notification starts again."""
+        return self._router.firing.unack(ref, by)
+
+    def resolve(self, ref: str, by: str) -> FiringAlert:
+        """Resolve the firing alert ``ref`` by hand; its recipients are told."""
+        return self._router.firing.resolve(ref, by)
 
 
 class RoomStore(Protocol):
@@ -223,8 +256,8 @@ class Bot:
 
     @property
     def alerts(self) -> AlertControls:
-        """Silences and mutes: ``mute``, ``unmute``, ``silence``, ``unsilence``,
-        ``active_silences``."""
+        """Silences, mutes and firing alerts: ``mute``, ``unmute``, ``silence``,
+        ``unsilence``, ``active_silences``, ``firing``, ``ack``, ``unack``, ``resolve``."""
         return self._core.alerts
 
     @property

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from lcbot.db import firing as sql
 from lcbot.durations import format_duration
+from lcbot.labels import fingerprint, format_labels
 
 CRITICAL = "critical"
 
@@ -41,29 +42,11 @@ class Timing(Protocol):
     escalation: tuple[str, ...]
 
 
-def fingerprint(labels: dict[str, str]) -> str:
-    """The label set's stable short id (``lcbot.labels.fingerprint`` once labels land)."""
-    try:
-        from lcbot.labels import fingerprint as real  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - until lcbot.labels exists
-        import hashlib
-
-        text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-    return real(labels)
-
-
 def identity(alert: Any) -> str | None:
     """``alert.key``, else the fingerprint of its labels; None: not tracked."""
     if alert.key:
         return alert.key
-    labels = getattr(alert, "labels", None) or {}
-    return fingerprint(labels) if labels else None
-
-
-def compact(labels: dict[str, str]) -> str:
-    """``host=db1 team=web`` (sorted)."""
-    return " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return fingerprint(alert.labels) if alert.labels else None
 
 
 @dataclass
@@ -100,7 +83,7 @@ class FiringAlert:
         parts = [f"#{self.id} {self.level.upper()} {self.body.splitlines()[0][:80]}"]
         parts.append(format_duration(max(1.0, now - self.first_seen)))
         if self.labels:
-            parts.append(compact(self.labels))
+            parts.append(format_labels(self.labels))
         if self.acked_by:
             ago = format_duration(max(1.0, now - (self.acked_at or now)))
             parts.append(f"acked by {self.acked_by} {ago} ago")
@@ -157,7 +140,7 @@ class Firing:
             if state != "delivered":
                 return
             to = [*outcome.get("to", ()), *(f"room:{r['id']}" for r in outcome.get("rooms", ()))]
-            labels = dict(getattr(alert, "labels", None) or {})
+            labels = dict(alert.labels)
             if known is None:
                 self.last_id += 1
                 known = self.items[ident] = FiringAlert(

@@ -12,7 +12,13 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-ALERT_COLUMNS = "id, created, text, level, title, key, resolved, source"
+ALERT_COLUMNS = "id, created, text, level, title, key, resolved, source, labels"
+
+
+def _labels(alert: Any) -> str | None:
+    """An alert's labels as stored: JSON text, or NULL when it has none."""
+    labels = getattr(alert, "labels", None)
+    return json.dumps(labels, sort_keys=True) if labels else None
 
 
 def insert_new(db: sqlite3.Connection, alerts: Iterable[Any]) -> list[int]:
@@ -20,9 +26,18 @@ def insert_new(db: sqlite3.Connection, alerts: Iterable[Any]) -> list[int]:
     ids = []
     for a in alerts:
         cursor = db.execute(
-            "INSERT INTO alerts (created, text, level, title, key, resolved, source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (a.created, a.text, a.level, a.title, a.key, int(a.resolved), a.source),
+            "INSERT INTO alerts (created, text, level, title, key, resolved, source, labels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.created,
+                a.text,
+                a.level,
+                a.title,
+                a.key,
+                int(a.resolved),
+                a.source,
+                _labels(a),
+            ),
         )
         ids.append(int(cursor.lastrowid))
     return ids
@@ -39,8 +54,9 @@ def take_new(db: sqlite3.Connection, after: int, limit: int) -> list[tuple]:
 def insert_routed(db: sqlite3.Connection, alert: Any) -> int:
     """Store an alert the bot routed itself, with its outcome; returns its id."""
     cursor = db.execute(
-        "INSERT INTO alerts (created, text, level, title, key, resolved, source, state, outcome) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO alerts "
+        "(created, text, level, title, key, resolved, source, state, outcome, labels) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             alert.created,
             alert.text,
@@ -51,6 +67,7 @@ def insert_routed(db: sqlite3.Connection, alert: Any) -> int:
             alert.source,
             alert.outcome.get("state", "failed"),
             json.dumps(alert.outcome),
+            _labels(alert),
         ),
     )
     return int(cursor.lastrowid)
@@ -81,7 +98,7 @@ def outcome(db: sqlite3.Connection, alert_id: int) -> dict[str, Any] | None:
 def recent(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     """The newest alerts first, as dicts (``outcome`` decoded)."""
     rows = db.execute(
-        "SELECT id, created, level, title, text, key, resolved, source, state, outcome "
+        "SELECT id, created, level, title, text, key, resolved, source, state, outcome, labels "
         "FROM alerts ORDER BY id DESC LIMIT ?",
         (limit,),
     ).fetchall()
@@ -91,6 +108,7 @@ def recent(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
         item = dict(zip(keys, row[:9], strict=True))
         item["resolved"] = bool(item["resolved"])
         item["outcome"] = json.loads(row[9]) if row[9] else None
+        item["labels"] = json.loads(row[10]) if row[10] else {}
         items.append(item)
     return items
 

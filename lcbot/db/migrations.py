@@ -6,8 +6,10 @@ outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pair
 (one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
 ``plugin_state`` (each plugin's key/value store), ``heartbeats`` (dead-man's switches:
 each key's period and last beat), ``metric_series`` and ``metric_points`` (job and host
-metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``), ``firing``
-(alerts firing now, their acks and escalation: ``lcbot.firing``). ``migrate``
+metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``),
+``label_silences`` (silences by label matchers: ``lcbot.silencing``), ``inhibit_sources``
+(firing alerts that inhibit others: ``lcbot.inhibit``), ``firing`` (alerts firing now,
+their acks and escalation: ``lcbot.firing``). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -135,6 +137,25 @@ MIGRATIONS = [
         recipient  TEXT PRIMARY KEY,
         reason     TEXT NOT NULL,
         since      REAL NOT NULL
+    );
+    """,
+    # labels (R1): alerts carry labels (JSON text); silences by label matchers (``id`` a
+    # short hex, ``matchers`` a JSON list of matcher texts); the firing alerts that inhibit
+    # others (``lcbot.inhibit``), by fingerprint of their labels
+    """
+    ALTER TABLE alerts ADD COLUMN labels TEXT;
+    CREATE TABLE label_silences (
+        id        TEXT PRIMARY KEY,
+        matchers  TEXT NOT NULL,
+        starts    REAL NOT NULL,
+        until     REAL NOT NULL,
+        author    TEXT,
+        comment   TEXT
+    );
+    CREATE TABLE inhibit_sources (
+        fingerprint  TEXT PRIMARY KEY,
+        labels       TEXT NOT NULL,
+        since        REAL NOT NULL
     );
     """,
     # firing alerts (lcbot.firing): one row per alert identity (key or label fingerprint)

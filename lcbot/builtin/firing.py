@@ -1,11 +1,13 @@
 """Built-in commands for firing alerts: ``alerts`` lists them, ``ack`` / ``unack`` take or
-give back one (anyone), ``resolve`` ends one that never resolves by itself (admins)."""
+give back one (anyone), ``resolve`` ends one that never resolves by itself (admins). They
+are GET commands: the firing state tells the other recipients itself (a SET's "X set …"
+notice would say it twice)."""
 
 from __future__ import annotations
 
 import time
 
-from lcbot.commands import CmdType, CommandError
+from lcbot.commands import CommandError
 from lcbot.hookspecs import hookimpl
 from lcbot.users import Pri
 
@@ -39,23 +41,20 @@ def register_commands(registry):
             lines.append(f"… and {len(firing) - MAX_LINES} more (lcbot alerts firing)")
         return f"{len(firing)} firing:\n" + "\n".join(lines)
 
-    @registry.command(
-        "ack", kind=CmdType.SET, usage="ack ID", help="take a firing alert: no more re-sends"
-    )
+    @registry.command("ack", usage="ack ID", help="take a firing alert: no more re-sends")
     async def ack(ctx):
         f = _call(ctx.bot.alerts.ack, _ref(ctx, "ack"), ctx.user.name)
         if f.acked_by != ctx.user.name:
             return f"{f.name} was acknowledged by {f.acked_by} already"
         return f"acknowledged {f.name}; re-notification stopped"
 
-    @registry.command("unack", kind=CmdType.SET, usage="unack ID", help="give a firing alert back")
+    @registry.command("unack", usage="unack ID", help="give a firing alert back")
     async def unack(ctx):
         f = _call(ctx.bot.alerts.unack, _ref(ctx, "unack"), ctx.user.name)
         return f"{f.name} is unacknowledged again"
 
     @registry.command(
         "resolve",
-        kind=CmdType.SET,
         pri=Pri.ADMIN,
         usage="resolve ID",
         help="end a firing alert that never resolves by itself",

@@ -193,6 +193,9 @@ class AlertSettings:
     fallback_urls: tuple[str, ...] = ()
     keep: float = 30 * 86400.0
     inhibit: tuple[Any, ...] = ()  # lcbot.inhibit.InhibitRule
+    renotify: float | None = 900.0  # None: off
+    escalate_after: float = 1800.0
+    escalation: tuple[str, ...] = ()  # privilege or user names, one per step
 
     @classmethod
     def from_settings(cls, alerts: dict[str, Any], storage: dict[str, Any]) -> AlertSettings:
@@ -204,4 +207,7 @@ class AlertSettings:
             fallback_urls=alerts["fallback_urls"],
             keep=storage["keep"],
             inhibit=alerts.get("inhibit", ()),
+            renotify=alerts.get("renotify", 900.0),
+            escalate_after=alerts.get("escalate_after", 1800.0),
+            escalation=tuple(alerts.get("escalation", ())),
         )

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from lcbot.alerts import Alert, make_alert
 from lcbot.beats import Heartbeat
 from lcbot.commands import Command, PluginRegistry, Registry
+from lcbot.firing import FiringAlert
 from lcbot.matchers import Matcher, parse_matcher
 from lcbot.metrics import Metrics, MetricsView
 from lcbot.oncall import OnCall
@@ -39,10 +40,23 @@ class SilenceStore(Protocol):
     def active(self) -> list[Silence]: ...
 
 
+class FiringStore(Protocol):
+    """The firing alerts (``lcbot.firing.Firing``)."""
+
+    def listing(self) -> list[FiringAlert]: ...
+
+    def ack(self, ref: str, by: str) -> FiringAlert: ...
+
+    def unack(self, ref: str, by: str) -> FiringAlert: ...
+
+    def resolve(self, ref: str, by: str) -> FiringAlert: ...
+
+
 class Controls(Protocol):
     """What ``bot.alerts`` reaches (the alert router)."""
 
     label_silences: SilenceStore
+    firing: FiringStore
 
     def mute(self, user: str, seconds: float) -> float: ...
 
@@ -56,7 +70,7 @@ class Controls(Protocol):
 
 
 class AlertControls:
-    """``bot.alerts``: silences and mutes — and nothing else of the router."""
+    """``bot.alerts``: silences, mutes and firing alerts — and nothing else of the router."""
 
     __slots__ = ("_router",)
 
@@ -102,6 +116,24 @@ class AlertControls:
     def matcher_silences(self) -> list[Silence]:
         """The silences by matchers in force, oldest first."""
         return self._router.label_silences.active()
+
+    def firing(self) -> list[FiringAlert]:
+        """The alerts firing now, newest first (copies: ``id``, ``level``, ``text``,
+        ``labels``, ``recipients``, ``first_seen``, ``acked_by``, …)."""
+        return self._router.firing.listing()
+
+    def ack(self, ref: str, by: str) -> FiringAlert:
+        """``by`` acknowledges the firing alert ``ref`` (short id or key): no more
+        re-notification or escalation; its other recipients are told. LookupError if none."""
+        return self._router.firing.ack(ref, by)
+
+    def unack(self, ref: str, by: str) -> FiringAlert:
+        """Withdraw the acknowledgement: re-notification starts again."""
+        return self._router.firing.unack(ref, by)
+
+    def resolve(self, ref: str, by: str) -> FiringAlert:
+        """Resolve the firing alert ``ref`` by hand; its recipients are told."""
+        return self._router.firing.resolve(ref, by)
 
 
 class RoomStore(Protocol):
@@ -261,8 +293,8 @@ class Bot:
 
     @property
     def alerts(self) -> AlertControls:
-        """Silences and mutes: ``mute``, ``unmute``, ``silence``, ``unsilence``,
-        ``active_silences``."""
+        """Silences, mutes and firing alerts: ``mute``, ``unmute``, ``silence``,
+        ``unsilence``, ``active_silences``, ``firing``, ``ack``, ``unack``, ``resolve``."""
         return self._core.alerts
 
     @property

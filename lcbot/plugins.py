@@ -49,6 +49,7 @@ LOAD_ENV = "LCBOT_LOAD_PLUGINS"
 BUILTINS = (
     "lcbot.builtin.basics",
     "lcbot.builtin.alerting",
+    "lcbot.builtin.firing",
     "lcbot.builtin.rooms",
     "lcbot.builtin.plot",
     "lcbot.builtin.heartbeats",

@@ -1,6 +1,7 @@
 """The alert router: ``on_alert`` hooks → inhibition (``lcbot.inhibit``) → silences (by key,
-and by label matchers: ``lcbot.silencing``) → grouping → de-duplication → routes (and on
-call) → mutes → outbox.
+and by label matchers: ``lcbot.silencing``) → grouping → de-duplication, with the firing state
+(``lcbot.firing``: ack; ``lcbot.escalation``: re-notify, escalate) → routes (and on call) →
+mutes → outbox.
 
 Routes reach users (``[alerts.routes]``) and group chats (``[[rooms]]``, by level); a hook
 that sets ``alert.recipients`` names users and ``room:<id>`` groups instead.
@@ -28,6 +29,9 @@ from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background, poll_loop
 from lcbot.db import Busy, Database, transaction
 from lcbot.db import alerts as sql
+from lcbot.db import firing as firing_sql
+from lcbot.escalation import Escalator
+from lcbot.firing import Firing
 from lcbot.grouping import Grouper, flush
 from lcbot.inhibit import Inhibitor
 from lcbot.labels import format_labels
@@ -94,6 +98,8 @@ class AlertRouter:
         self._expire_after: int | None = None  # where retention goes on (an alert id)
         self._lock = threading.Lock()  # the submitted alerts
         self._controls = threading.Lock()  # silences and mutes
+        self.firing = Firing(settings, writer, self._now, self._forget_key)  # state, acks
+        self.escalation = Escalator(self.firing, people, writer, self._muted, self._now)
 
     def open(self) -> None:
         """Load de-duplication state, silences and mutes."""
@@ -107,6 +113,7 @@ class AlertRouter:
         self.inhibitor.open(conn)
         for row in sql.take_grouped(conn):  # grouped before a crash: sent soon (or at once)
             self.grouper.add(alert_from_row(row), now)
+        self.firing.load(conn)
 
     # --- taking alerts ----------------------------------------------------------------------
 
@@ -219,8 +226,19 @@ class AlertRouter:
         else:
             outcome = self.send(alert, self.note_key(alert, now), now)
         alert.outcome = outcome
+        self.firing.track(alert, outcome, now)  # firing state: registered, refreshed, cleared
         self._save(alert)
         return outcome
+
+    def _now(self) -> float:
+        return self.clock()  # tests replace ``clock``
+
+    def _muted(self, user: str) -> bool:
+        return self.mutes.get(user, 0) > self.clock()
+
+    def _forget_key(self, key: str) -> None:
+        if self.keys.pop(key, None) is not None:
+            self.writer.record(sql.delete_key, key)
 
     def count_repeat(self, alert: Alert, now: float) -> bool:
         """Whether ``alert`` repeats a key within its repeat interval (then counted)."""
@@ -231,15 +249,16 @@ class AlertRouter:
         return True
 
     def save_grouped(self, alert: Alert) -> None:
-        """A grouped alert's outcome (its row was written when it was grouped)."""
+        """A grouped alert's outcome (its row was written when it was grouped); it fires
+        from now on like an alert sent alone."""
+        self.firing.track(alert, alert.outcome, self.clock())
         self.writer.record(sql.set_outcome, alert)  # after that insert: alert.id is set
 
     def note_key(self, alert: Alert, now: float) -> str:
         """Record ``alert`` as sent for de-duplication; the text it goes with."""
         text = alert.message()
         if alert.key and alert.resolved:
-            if self.keys.pop(alert.key, None) is not None:
-                self.writer.record(sql.delete_key, alert.key)
+            self._forget_key(alert.key)
         elif alert.key:
             _, repeats, since = self.keys.get(alert.key, (0.0, 0, None))
             text = alert.message(repeats, since)
@@ -337,6 +356,7 @@ class AlertRouter:
                 sql.expire_keys(conn, quiet_before, keys_before)
                 sql.expire_silences_and_mutes(conn, now)
                 delete_ended(conn, now - KEEP_ENDED)
+                firing_sql.expire(conn, any_before)
                 deleted, self._expire_after = sql.delete_old(
                     conn, any_before, limit, self._expire_after or 0
                 )
@@ -355,7 +375,10 @@ class AlertRouter:
         self.waker.bind()
         self.open()
         self.waker.wake()  # alerts stored while the bot was stopped go out now
-        async with background(self.run(), "lcbot-router") as task:
+        async with (
+            background(self.run(), "lcbot-router") as task,
+            self.escalation.running(),
+        ):
             yield task
             self.route_pending()
             flush(self.grouper, self, self.clock(), everything=True)  # groups still waiting

@@ -12,6 +12,7 @@ from lcbot.schema_oncall import GROUPING, ONCALL
 from lcbot.schema_wechat import ILINK, TOKEN_IN_FILE, WECHATY
 from lcbot.setting import (
     DURATION,
+    DURATION_OFF,
     INHIBIT_RULES,
     LISTEN,
     PATH,
@@ -124,6 +125,27 @@ SCHEMA: dict[str, Section] = {
                     "matchers such as `'alertname=\"HostDown\"'`) and `equal` (label names); "
                     "while a source fires, matching targets are not sent",
                     default_doc="none",
+                ),
+                Setting(
+                    "renotify",
+                    DURATION_OFF,
+                    900.0,
+                    "an unacknowledged critical alert is sent again this often (`off`: never)",
+                    default_doc="`15m`",
+                ),
+                Setting(
+                    "escalate_after",
+                    DURATION,
+                    1800.0,
+                    "an unacknowledged critical alert takes the next escalation step this often",
+                    default_doc="`30m`",
+                ),
+                Setting(
+                    "escalation",
+                    list,
+                    (),
+                    "escalation steps: a privilege (everyone with at least it) or a user name",
+                    type_doc="list of privileges or user names",
                 ),
             ),
         ),

@@ -210,7 +210,7 @@ def _duration(s: Setting, value: Any, name: str) -> float:
 
 
 def _duration_off(s: Setting, value: Any, name: str) -> float | None:
-    if value in ("", "off", 0) and not isinstance(value, bool):
+    if value in ("", "off", "0", 0) and not isinstance(value, bool):
         return None
     try:
         return _duration(s, value, name)

@@ -1,4 +1,4 @@
-"""``lcbot alert``, ``lcbot alerts recent|purge`` and ``lcbot outbox list|retry|purge``.
+"""``lcbot alert``, ``lcbot alerts recent|firing|purge`` and ``lcbot outbox list|retry|purge``.
 
 They work on the database in ``data_dir`` whether or not ``lcbot run`` is running: a
 running bot picks new alerts and retried rows up within a second.
@@ -140,6 +140,40 @@ def recent(
             escape(text),
             escape(a["key"] or ""),
             escape(outcome),
+        )
+    stdout().print(table)
+
+
+@alerts_app.command("firing")
+def firing(json_output: JsonOption = False, config_path: ConfigOption = None) -> None:
+    """The alerts firing now (newest first): short id, age, labels, who received them, ack."""
+    from lcbot.db.firing import load
+
+    with _db(config_path, create=False) as db:
+        items = [] if db is None else load(db)
+    items.sort(key=lambda f: (f["first_seen"], f["id"]), reverse=True)
+    if json_output:
+        print_json(items)
+        return
+    from rich.table import Table
+
+    from lcbot.durations import format_duration
+    from lcbot.labels import format_labels
+
+    now = time.time()
+    table = Table("id", "level", "alert", "age", "labels", "to", "ack")
+    for f in items:
+        ack = f"{f['acked_by']} at {when(f['acked_at'])}" if f["acked_by"] else ""
+        if f["step"]:
+            ack = ack or f"escalated ×{f['step']}"
+        table.add_row(
+            f"#{f['id']}",
+            f["level"],
+            escape((f"{f['title']}: " if f["title"] else "") + f["text"]),
+            format_duration(max(1.0, now - f["first_seen"])),
+            escape(format_labels(f["labels"])),
+            escape(", ".join(f["recipients"])),
+            escape(ack),
         )
     stdout().print(table)
 

@@ -8,7 +8,8 @@ outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pair
 each key's period and last beat), ``metric_series`` and ``metric_points`` (job and host
 metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``),
 ``label_silences`` (silences by label matchers: ``lcbot.silencing``), ``inhibit_sources``
-(firing alerts that inhibit others: ``lcbot.inhibit``). ``migrate``
+(firing alerts that inhibit others: ``lcbot.inhibit``), ``firing`` (alerts firing now,
+their acks and escalation: ``lcbot.firing``). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -167,6 +168,32 @@ MIGRATIONS = [
         by     TEXT NOT NULL,
         at     REAL NOT NULL
     );
+    """,
+    # firing alerts (lcbot.firing): one row per alert identity (key or label fingerprint)
+    # while it fires, kept once resolved (who, when) until retention; the short id is the
+    # row id (AUTOINCREMENT: never reused); ack state; the escalation step and next-due
+    # times (lcbot.escalation), so a restart resumes an escalation where it was
+    """
+    CREATE TABLE firing (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        ident          TEXT    NOT NULL,
+        level          TEXT    NOT NULL,
+        title          TEXT,
+        text           TEXT    NOT NULL,
+        labels         TEXT    NOT NULL DEFAULT '{}',
+        recipients     TEXT    NOT NULL DEFAULT '[]',
+        first_seen     REAL    NOT NULL,
+        last_seen      REAL    NOT NULL,
+        acked_by       TEXT,
+        acked_at       REAL,
+        step           INTEGER NOT NULL DEFAULT 0,
+        next_renotify  REAL,
+        next_escalate  REAL,
+        resolved_at    REAL,
+        resolved_by    TEXT
+    );
+    CREATE UNIQUE INDEX firing_open ON firing (ident) WHERE resolved_at IS NULL;
+    CREATE INDEX firing_resolved ON firing (resolved_at) WHERE resolved_at IS NOT NULL;
     """,
 ]
 

@@ -73,7 +73,7 @@ def test_chat_ack_tells_the_others_unack_and_resolve(tmp_path):
                 "ack failed: nothing firing as '1'; send alerts for the list"
             ]
             await bot.alert("load ok", level="warning", key="load", resolved=True)
-            assert bot.messages_to("root1")[-1] == "RESOLVED load ok"  # as before
+            assert bot.messages_to("root1")[-1] == "RESOLVED load ok [host=db1]"  # as before
             assert await bot.send("user1", "alerts") == ["nothing is firing"]
 
     run(go())

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from lcbot.alerts import Alert, AlertSettings
-from lcbot.bot import AlertControls, Bot, BotCore, HeartbeatControls, RoomControls
+from lcbot.bot import AlertControls, ApprovalControls, Bot, BotCore, HeartbeatControls, RoomControls
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.db import DB_NAME, Database, transaction
@@ -48,6 +48,7 @@ from lcbot.process import data_dir_lock, signal_handlers
 from lcbot.retention import Retention
 from lcbot.roster import Roster
 from lcbot.router import AlertRouter
+from lcbot.safety import Safety
 from lcbot.scheduler import Scheduler
 from lcbot.setting import Section
 from lcbot.state import StateStore
@@ -102,6 +103,8 @@ class App:
         self.plugins.on_disable.append(self.scheduler.cancel_owner)
         self.pool = HandlerPool(config.bot.workers)
         self.state = StateStore(self.outbox.record)
+        self.safety = Safety.build(settings["bot"], self.db, self.outbox.record, self.outbox.put,
+                                   transport.name, alert_settings.keep)  # fmt: skip
         self.core = BotCore(
             name=config.bot.name,
             submit=self.router.submit,
@@ -119,6 +122,8 @@ class App:
             metrics=self.metrics,
             heartbeats=HeartbeatControls(self.heartbeats),
             linking=getattr(transport, "chat_links", lambda bind: None)(self.roster.bind),
+            approvals=ApprovalControls(self.safety.gate),
+            audit=self.safety.audit,
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
@@ -136,12 +141,13 @@ class App:
         self.dispatcher = Dispatcher(
             registry=self.registry,
             people=self.roster,
-            allowed=self.plugins.allowed,
+            denial=self.plugins.denial,
             allowed_users=self.plugins.allowed_users,
             put=self.outbox.put,
             runner=self.runner,
             strangers=binder.handle,
             request_stop=self.request_stop,
+            safety=self.safety,
         )
         self.jobs = JobHub(
             self.registry,
@@ -176,6 +182,7 @@ class App:
                 lambda now, limit: self.outbox.expire(now - keep, limit),
                 self.router.expire,
                 self.metrics.expire,
+                self.safety.audit.expire,
             ]
         )
         self.failed = False  # an internal task died: `lcbot run` exits 1

@@ -151,6 +151,61 @@ class HeartbeatControls:
         return HeartbeatControls(self._store, plugin)
 
 
+class Desk(Protocol):
+    """What ``bot.approvals`` reaches (``lcbot.approval.Gate``)."""
+
+    def approve(self, request_id: str, approver: User) -> tuple[str, Any]: ...
+
+    def deny(self, request_id: str, approver: User) -> str: ...
+
+    def listing(self) -> list[str]: ...
+
+
+class ApprovalControls:
+    """``bot.approvals``: commands waiting for a second admin's approval. Call it on the
+    event loop (from ``async def`` handlers)."""
+
+    __slots__ = ("_desk",)
+
+    def __init__(self, desk: Desk) -> None:
+        self._desk = desk
+
+    def approve(self, request_id: str, approver: User) -> str:
+        """``approver`` approves request ``request_id`` (it runs now); the answer for them."""
+        return self._desk.approve(request_id, approver)[0]
+
+    def deny(self, request_id: str, approver: User) -> str:
+        """``approver`` refuses request ``request_id``; the answer for them."""
+        return self._desk.deny(request_id, approver)
+
+    def waiting(self) -> list[str]:
+        """One line per request waiting for approval."""
+        return self._desk.listing()
+
+
+class AuditLog(Protocol):
+    """What ``bot.audit`` reaches (``lcbot.audit.Audit``)."""
+
+    def recent(
+        self, limit: int, user: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+class AuditView:
+    """``bot.audit``: the audit log, read-only and blocking (plain ``def`` handlers)."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def recent(
+        self, limit: int = 20, user: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest ``limit`` invocations (of ``user``, from epoch ``since``), newest first."""
+        return self._log.recent(limit, user, since)
+
+
 class Linking(Protocol):
     """Linking users' WeChat from chat (the ilink transport's ``ChatLinks``)."""
 
@@ -177,6 +232,8 @@ class BotCore:
     heartbeats: HeartbeatControls
     jobs: Callable[[], list[str]] = lambda: []  # one line per job (connected, then gone)
     linking: Linking | None = None  # `link NAME` from chat (the ilink transport only)
+    approvals: ApprovalControls | None = None  # requests waiting for a second admin
+    audit: AuditLog | None = None  # the audit log of commands
     _bots: dict[str, Bot] = field(default_factory=dict, repr=False)
 
     def for_plugin(self, plugin: str) -> Bot:
@@ -232,6 +289,17 @@ class Bot:
         """Linking a user's WeChat by QR code from chat (``start(user, tell, number)``);
         None unless the transport is ilink."""
         return self._core.linking
+
+    @property
+    def approvals(self) -> ApprovalControls | None:
+        """Commands waiting for approval: ``approve(id, user)``, ``deny(id, user)``,
+        ``waiting()`` (on the event loop)."""
+        return self._core.approvals
+
+    @property
+    def audit(self) -> AuditView | None:
+        """The audit log of commands: ``recent(limit, user, since)`` (blocking)."""
+        return None if self._core.audit is None else AuditView(self._core.audit)
 
     def jobs(self) -> list[str]:
         """One line per job program (``lcbot.job``): connected ones first (host, pid,

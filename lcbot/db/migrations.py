@@ -6,7 +6,8 @@ outcome), ``alert_keys`` (de-duplication state), ``silences``, ``mutes``, ``pair
 (one-time codes, keyed hashes), ``pairing_failures`` (wrong codes, for the throttle) and
 ``plugin_state`` (each plugin's key/value store), ``heartbeats`` (dead-man's switches:
 each key's period and last beat), ``metric_series`` and ``metric_points`` (job and host
-metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``). ``migrate``
+metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``), ``audit`` (every
+command invocation: ``lcbot.audit``). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -135,6 +136,24 @@ MIGRATIONS = [
         reason     TEXT NOT NULL,
         since      REAL NOT NULL
     );
+    """,
+    # 10: audit: every command invocation — who, what, allowed or denied and by what, outcome
+    """
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         REAL    NOT NULL,
+        user       TEXT    NOT NULL,
+        contact    TEXT,
+        command    TEXT    NOT NULL,
+        extra      TEXT,
+        decision   TEXT    NOT NULL,
+        by         TEXT    NOT NULL DEFAULT '',
+        outcome    TEXT,
+        duration   REAL    NOT NULL DEFAULT 0,
+        transport  TEXT    NOT NULL DEFAULT '',
+        room       TEXT
+    );
+    CREATE INDEX audit_at ON audit (at);
     """,
 ]
 

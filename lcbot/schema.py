@@ -75,10 +75,10 @@ SCHEMA: dict[str, Section] = {
                 ),
                 Setting(
                     "approval_timeout",
-                    SECONDS,
+                    DURATION,
                     600.0,
                     "how long a command that needs approval waits for another admin's `approve ID`",
-                    min=1,
+                    default_doc='`"10m"`',
                 ),
             ),
         ),
@@ -231,8 +231,8 @@ SCHEMA: dict[str, Section] = {
                     "keep",
                     DURATION,
                     30 * 86400.0,
-                    "sent and dead messages, routed alerts and other history older than this "
-                    "are deleted (pending messages never)",
+                    "sent and dead messages, routed alerts, the audit log and other history "
+                    "older than this are deleted (pending messages never)",
                     default_doc='`"30d"`',
                 ),
             ),

@@ -62,7 +62,7 @@ class Audit:
             extra = extra[: EXTRA - 1] + "…"
         decision = DENIED if outcome is None else ALLOWED
         row = (self.clock(), user.name, contact, command, extra, decision, by, outcome,
-               round(duration, 6), self.transport, room)  # fmt: skip
+               duration, self.transport, room)  # fmt: skip
         self._record(sql.insert, row)
 
     def recent(

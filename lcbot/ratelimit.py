@@ -40,7 +40,8 @@ class RateLimit:
             stamps.popleft()
         if len(stamps) < self.per_minute:
             stamps.append(now)
-            self._told.discard(user.name)
+            if self._told:
+                self._told.discard(user.name)
             return None
         if user.name in self._told:
             return ""

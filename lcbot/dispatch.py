@@ -86,7 +86,7 @@ class Dispatcher:
         self.gate.approvers = lambda sender: [
             u for u in people.reachable_users() if u.pri <= Pri.ADMIN and u.name != sender.name
         ]
-        self.gate.run, self.gate.refused = self._proceed, self._refused
+        self.gate.run, self.gate.refused = self._approved, self._refused
 
     @contextlib.asynccontextmanager
     async def serving(self, stop_wait: Callable[[], float]) -> AsyncIterator[None]:
@@ -111,7 +111,10 @@ class Dispatcher:
     async def _sweeping(self) -> None:
         while True:  # confirmations and approvals whose time is up
             await asyncio.sleep(1.0)
-            self.gate.sweep()
+            try:
+                self.gate.sweep()
+            except Exception:
+                log.exception("confirmations and approvals could not be swept")
 
     # --- the flow ----------------------------------------------------------------------
 
@@ -123,12 +126,23 @@ class Dispatcher:
         if self.closed:
             self._refuse(msg)
             return
+        await self._counted(self._handle(msg), f"message from {msg.sender_id!r}")
+
+    async def _approved(self, request: Request) -> None:
+        """An approved request runs like a message: a stop waits for it."""
+        if self.closed:
+            self.say(request.reply_to, STOPPING)
+            self._refused(request, "bot stopping")
+            return
+        await self._counted(self._proceed(request), f"approved {request.what}")
+
+    async def _counted(self, work: Awaitable[None], what: str) -> None:
         self.active += 1
         self._idle.clear()
         try:
-            await self._handle(msg)
+            await work
         except Exception:
-            log.exception("message from %r could not be handled", msg.sender_id)
+            log.exception("%s could not be handled", what)
         finally:
             self.active -= 1
             if self.active == 0:

@@ -183,6 +183,12 @@ def test_deny_and_expiry_tell_the_sender_and_are_audited(tmp_path):
             assert row_of(bot, "deploy")["by"] == "approval expired"
             assert row_of(bot, "deploy")["decision"] == "denied"
 
+            await bot.send("admin1", "deploy again")  # #3: the sender may withdraw it
+            got = await bot.send("admin1", "deny 3")
+            assert got == ["denied by admin1: deploy again (not run)", "denied #3: deploy again"]
+            assert row_of(bot, "deploy")["by"] == "approval denied by admin1"
+            assert await bot.send("admin2", "deny 3") == ["no approval #3 waiting (see approvals)"]
+
     run(go())
 
 

@@ -23,9 +23,10 @@ import time
 from typing import Any
 
 from lcbot.alerts import Alert, AlertSettings
-from lcbot.bot import AlertControls, Bot, BotCore, HeartbeatControls, RoomControls
+from lcbot.bot import Bot, BotCore
 from lcbot.commands import Registry
 from lcbot.config import Config
+from lcbot.controls import AlertControls, ApprovalControls, HeartbeatControls, RoomControls
 from lcbot.db import DB_NAME, Database, transaction
 from lcbot.db import alerts as alerts_sql
 from lcbot.dispatch import Dispatcher
@@ -50,8 +51,9 @@ from lcbot.process import data_dir_lock, signal_handlers
 from lcbot.retention import Retention
 from lcbot.roster import Roster
 from lcbot.router import AlertRouter
+from lcbot.safety import Safety
 from lcbot.scheduler import Scheduler
-from lcbot.setting import Section
+from lcbot.sections import plugin_sections
 from lcbot.state import StateStore
 from lcbot.transports.base import Transport
 from lcbot.watchdog import LoopWatchdog
@@ -70,7 +72,9 @@ class App:
         self.transport = transport
         self.plugins = plugins or load_host(config.plugins.dirs, config.plugins.disable)
         settings = config.settings
-        self.sections = self._plugin_sections()  # ConfigError (exit 2) on a bad plugin section
+        self.sections = plugin_sections(
+            self.plugins, config
+        )  # ConfigError (exit 2) on a bad plugin section
         for key in config.unknown_keys():
             log.warning("%s: unknown key %s (ignored)", config.path, key)
         self.registry = self.plugins.register_commands(Registry())
@@ -107,6 +111,8 @@ class App:
         self.plugins.on_disable.append(self.scheduler.cancel_owner)
         self.pool = HandlerPool(config.bot.workers)
         self.state = StateStore(self.outbox.record)
+        self.safety = Safety.build(settings["bot"], self.db, self.outbox.record, self.outbox.put,
+                                   transport.name, alert_settings.keep)  # fmt: skip
         self.core = BotCore(
             name=config.bot.name,
             submit=self.router.submit,
@@ -125,6 +131,8 @@ class App:
             heartbeats=HeartbeatControls(self.heartbeats),
             linking=getattr(transport, "chat_links", lambda bind: None)(self.roster.bind),
             oncall=self.oncall,
+            approvals=ApprovalControls(self.safety.gate),
+            audit=self.safety.audit,
         )
         binder = self.binder = Binder(self._attempt, self.roster.bind, self.outbox.put)
         transport.admit_contact = self._admit_contact
@@ -142,12 +150,13 @@ class App:
         self.dispatcher = Dispatcher(
             registry=self.registry,
             people=self.roster,
-            allowed=self.plugins.allowed,
+            denial=self.plugins.denial,
             allowed_users=self.plugins.allowed_users,
             put=self.outbox.put,
             runner=self.runner,
             strangers=binder.handle,
             request_stop=self.request_stop,
+            safety=self.safety,
         )
         self.jobs = JobHub(
             self.registry,
@@ -182,6 +191,7 @@ class App:
                 lambda now, limit: self.outbox.expire(now - keep, limit),
                 self.router.expire,
                 self.metrics.expire,
+                self.safety.audit.expire,
             ]
         )
         self.failed = False  # an internal task died: `lcbot run` exits 1
@@ -208,21 +218,6 @@ class App:
         if known is not None:
             return known.name
         return await self.binder.admit(contact, name, greeting)
-
-    def _plugin_sections(self) -> _Sections:
-        """Each plugin's configuration: checked when it declares a schema, raw otherwise."""
-        config = self.config
-        sections: dict[str, dict[str, Any]] = {}
-        for name, settings in self.plugins.config_schemas().items():
-            section = Section(name, tuple(settings))
-            sections[name] = section.load(config.raw.get(name), str(config.path))
-            for key in section.unknown_keys(config.raw.get(name)):
-                log.warning("%s: unknown key %s.%s (ignored)", config.path, name, key)
-        for name in self.plugins.records:
-            if name not in sections:
-                value = config.raw.get(name, {})
-                sections[name] = value if isinstance(value, dict) else {}
-        return _Sections(sections)
 
     # --- worker-thread database work --------------------------------------------------------
 
@@ -389,10 +384,3 @@ class App:
             "outbox": {state: counts[state] for state in ("pending", "sent", "dead")},
             "last_sent": self.outbox.last_sent_at,
         }
-
-
-class _Sections(dict):
-    """Plugin sections by name; a plugin without one gets ``{}``."""
-
-    def get(self, name: str, default: Any = None) -> dict[str, Any]:  # type: ignore[override]
-        return super().get(name, {} if default is None else default)

@@ -42,7 +42,9 @@ class Command:
 
     ``pri`` is the least privilege allowed to run it (a user may when ``user.pri <= pri``).
     ``concurrency`` applies to SET commands: ``"queue"`` runs overlapping invocations one
-    after another; ``"reject"`` answers ``busy: …`` while one is running.
+    after another; ``"reject"`` answers ``busy: …`` while one is running. ``confirm``: the
+    sender must answer ``yes`` first; ``approve``: a second admin or root must approve it
+    (``lcbot.approval``).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Command:
     hidden: bool = False
     plugin: str = ""
     confirm: bool = False  # runs only after the user answers "yes" (QUIT commands always ask)
+    approve: bool = False  # runs only once another admin or root sends "approve ID"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.fullmatch(self.name):
@@ -86,6 +89,8 @@ class Command:
             "plugin": self.plugin,
             "help": self.help,
             "concurrency": self.concurrency,
+            "confirm": self.confirm,
+            "approve": self.approve,
         }
 
 
@@ -187,13 +192,18 @@ class PluginRegistry:
         usage: str = "",
         concurrency: str = "queue",
         hidden: bool = False,
+        confirm: bool = False,
+        approve: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: register the decorated function (``def`` or ``async def``) as a command."""
+        """Decorator: register the decorated function (``def`` or ``async def``) as a command.
+        ``confirm``: ask the sender for ``yes`` first; ``approve``: another admin or root
+        must send ``approve ID`` first."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             doc = (fn.__doc__ or "").strip().splitlines()
             help_text = help or (doc[0] if doc else "")
-            self.add(Command(name, fn, kind, pri, help_text, usage, concurrency, hidden))
+            self.add(Command(name, fn, kind, pri, help_text, usage, concurrency, hidden,
+                             confirm=confirm, approve=approve))  # fmt: skip
             return fn
 
         return decorate

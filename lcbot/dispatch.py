@@ -1,4 +1,5 @@
-"""The command parse flow: Incoming → user → command → authorize → run handler → outbox.
+"""The command parse flow: Incoming → user → rate limit → command → authorize → confirm /
+approve → run handler → outbox; every invocation of a known command is audited.
 
 Sync handlers run in a bounded thread pool, async ones on the event loop. Invocations of
 one SET command never overlap (FIFO lock per command, or ``busy`` with
@@ -15,17 +16,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lcbot.asyncutil import wait_event
+from lcbot.approval import Request
+from lcbot.asyncutil import background, wait_event
 from lcbot.commands import CmdType, Command, Invocation, Registry, parse
 from lcbot.handlers import Context, Put, Runner
 from lcbot.resolve import resolve
+from lcbot.safety import Safety
 from lcbot.text import quote
 from lcbot.transports.base import Incoming
-from lcbot.users import Directory, User
+from lcbot.users import Directory, Pri, User
 
 log = logging.getLogger("lcbot.dispatch")
 
-QUIT_CONFIRM_SECONDS = 60.0
 STOPPING = "the bot is stopping: not run; send it again once it is back"
 
 __all__ = ["Context", "Dispatcher"]
@@ -58,16 +60,17 @@ class Dispatcher:
         *,
         registry: Registry,
         people: People,
-        allowed: Callable[[User, Command, str | None], bool],
+        denial: Callable[[User, Command, str | None], str | None],
         allowed_users: Callable[[list[User], Command, str | None], list[User]],
         put: Put,
         runner: Runner,
         strangers: Callable[[Incoming], Awaitable[bool]],
         request_stop: Callable[[], None],
+        safety: Safety,
     ) -> None:
         self.registry = registry
         self.people = people
-        self.allowed = allowed
+        self.denial = denial  # None if allowed, else what denies (privilege, a plugin's hook)
         self.allowed_users = allowed_users  # the same rule, for many users at once
         self.put = put
         self.runner = runner  # runs the handlers
@@ -79,7 +82,11 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.set_states: dict[str, _SetState] = {}
-        self.pending_quit: dict[str, tuple[Command, float, str]] = {}
+        self.audit, self.gate, self.limit = safety.audit, safety.gate, safety.limit
+        self.gate.approvers = lambda sender: [
+            u for u in people.reachable_users() if u.pri <= Pri.ADMIN and u.name != sender.name
+        ]
+        self.gate.run, self.gate.refused = self._approved, self._refused
 
     @contextlib.asynccontextmanager
     async def serving(self, stop_wait: Callable[[], float]) -> AsyncIterator[None]:
@@ -87,7 +94,7 @@ class Dispatcher:
         (``stop_wait()`` s at most) for the commands still running."""
         self.open.set()
         try:
-            async with self.runner.watching():
+            async with self.runner.watching(), background(self._sweeping(), "lcbot-gate"):
                 yield
         finally:
             self.closed = True  # before the shutdown hooks: no command runs after them
@@ -101,6 +108,14 @@ class Dispatcher:
     def say(self, recipient: str, text: str, kind: str = "reply") -> None:
         self.put(recipient, text, kind)
 
+    async def _sweeping(self) -> None:
+        while True:  # confirmations and approvals whose time is up
+            await asyncio.sleep(1.0)
+            try:
+                self.gate.sweep()
+            except Exception:
+                log.exception("confirmations and approvals could not be swept")
+
     # --- the flow ----------------------------------------------------------------------
 
     async def handle(self, msg: Incoming) -> None:
@@ -111,12 +126,23 @@ class Dispatcher:
         if self.closed:
             self._refuse(msg)
             return
+        await self._counted(self._handle(msg), f"message from {msg.sender_id!r}")
+
+    async def _approved(self, request: Request) -> None:
+        """An approved request runs like a message: a stop waits for it."""
+        if self.closed:
+            self.say(request.reply_to, STOPPING)
+            self._refused(request, "bot stopping")
+            return
+        await self._counted(self._proceed(request), f"approved {request.what}")
+
+    async def _counted(self, work: Awaitable[None], what: str) -> None:
         self.active += 1
         self._idle.clear()
         try:
-            await self._handle(msg)
+            await work
         except Exception:
-            log.exception("message from %r could not be handled", msg.sender_id)
+            log.exception("%s could not be handled", what)
         finally:
             self.active -= 1
             if self.active == 0:
@@ -148,7 +174,24 @@ class Dispatcher:
             log.info("ignored message from unknown sender %r", msg.sender_id)
             return
         reply_to = msg.reply_to or user.name
-        if await self._confirm_quit(user, msg.text, reply_to):
+        if self.limit is not None and (slow := self.limit.check(user)) is not None:
+            if slow:
+                self.say(reply_to, slow)
+            parsed = parse(msg.text)
+            self.audit.log(
+                user,
+                msg.sender_id,
+                parsed[0] if parsed else "?",
+                parsed[1] if parsed else None,
+                "rate limit",
+                None,
+                0.0,
+                msg.room_id,
+            )
+            return
+        if self.gate.confirming and (answer := self.gate.answer(user, msg.text)):
+            if answer is not True:
+                await self._proceed(answer)
             return
         parsed = parse(msg.text)
         found = resolve(self.registry, *parsed) if parsed else None
@@ -161,50 +204,86 @@ class Dispatcher:
                 self.say(reply_to, f"unknown command '{word}' — send help")
             return
         command, extra = found
-        if not self.allowed(user, command, extra):
-            log.warning("denied: user %s may not run %s", user.name, command.name)
+        denied = self.denial(user, command, extra)
+        if denied is not None:
+            log.warning("denied: user %s may not run %s (%s)", user.name, command.name, denied)
             self.say(reply_to, f"not allowed: {command.name}")
+            self.audit.log(user, msg.sender_id, command.name, extra, denied, None, 0.0, msg.room_id)
             return
         if command.kind is CmdType.SET and extra is None:
             self.say(reply_to, f"usage: {command.usage_text}")
-            return
-        if command.kind is CmdType.QUIT or command.confirm:
-            self.pending_quit[user.name] = (command, time.monotonic(), extra or "")
-            what = "stop the bot" if command.kind is CmdType.QUIT else f"run {command.usage_text}"
-            self.say(reply_to, f"send yes within {QUIT_CONFIRM_SECONDS:.0f} s to {what}")
+            self.audit.log(user, msg.sender_id, command.name, None, "", "usage", 0.0, msg.room_id)
             return
         invocation = Invocation(command, user, extra, msg.room_id, msg.room_topic)
-        if command.kind is CmdType.SET:
-            await self._run_set(invocation, reply_to)
-        else:
-            await self.runner.execute(invocation, reply_to)
+        if command.kind is CmdType.QUIT or command.confirm or command.approve:
+            request = Request(invocation, reply_to, msg.sender_id, 0.0)
+            if command.kind is CmdType.QUIT or command.confirm:
+                self.gate.ask(request)
+            else:
+                self.gate.request_approval(request)
+            return
+        started = time.monotonic()
+        outcome = await self._run(invocation, reply_to)
+        self.audit.log(
+            user,
+            msg.sender_id,
+            command.name,
+            extra,
+            "",
+            outcome,
+            time.monotonic() - started,
+            msg.room_id,
+        )
 
-    async def _confirm_quit(self, user: User, text: str, reply_to: str) -> bool:
-        pending = self.pending_quit.pop(user.name, None)
-        if pending is None:
-            return False
-        command, asked, extra = pending
-        if text.strip().lower() != "yes" or time.monotonic() - asked > QUIT_CONFIRM_SECONDS:
-            return False
-        stopping = ": stopping" if command.kind is CmdType.QUIT else ""
-        log.warning("%s confirmed %s%s", user.name, command.name, stopping)
-        ok = await self.runner.execute(Invocation(command, user, extra or None), reply_to)
-        if ok and command.kind is CmdType.QUIT:
+    async def _proceed(self, request: Request) -> None:
+        """A confirmed or approved request: on to approval if it needs one, else run it."""
+        command = request.invocation.command
+        if command.approve and not request.by.startswith("approved"):
+            self.gate.request_approval(request)
+            return
+        invocation, started = request.invocation, time.monotonic()
+        if command.kind is CmdType.QUIT:
+            log.warning("%s confirmed %s: stopping", invocation.user.name, command.name)
+        outcome = await self._run(invocation, request.reply_to)
+        self.audit.log(
+            invocation.user,
+            request.contact,
+            command.name,
+            invocation.extra,
+            request.by,
+            outcome,
+            time.monotonic() - started,
+            invocation.room_id,
+        )
+        if outcome == "ok" and command.kind is CmdType.QUIT:
             self.request_stop()
-        return True
 
-    async def _run_set(self, invocation: Invocation, reply_to: str) -> None:
+    def _refused(self, request: Request, why: str) -> None:
+        """A request that did not run (not confirmed, approval denied or expired)."""
+        inv = request.invocation
+        self.audit.log(
+            inv.user, request.contact, inv.command.name, inv.extra, why, None, 0.0, inv.room_id
+        )
+
+    async def _run(self, invocation: Invocation, reply_to: str) -> str:
+        """Run the handler: ``ok``, ``failed`` or ``busy``."""
+        if invocation.command.kind is CmdType.SET:
+            return await self._run_set(invocation, reply_to)
+        return "ok" if await self.runner.execute(invocation, reply_to) else "failed"
+
+    async def _run_set(self, invocation: Invocation, reply_to: str) -> str:
         command = invocation.command
         state = self.set_states.setdefault(command.name, _SetState())
         if command.concurrency == "reject" and state.lock.locked():
             ago = time.monotonic() - state.started
             self.say(reply_to, f"busy: {command.name} started by {state.holder} {ago:.0f}s ago")
-            return
+            return "busy"
         async with state.lock:
             state.holder, state.started = invocation.user.name, time.monotonic()
             ok = await self.runner.execute(invocation, reply_to)
         if ok:
             self._notify_set(invocation)
+        return "ok" if ok else "failed"
 
     def _notify_set(self, invocation: Invocation) -> None:
         user, command, extra = invocation.user, invocation.command, invocation.extra

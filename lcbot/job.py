@@ -75,21 +75,16 @@ class Context:
 
 
 class _Command:
-    __slots__ = ("handler", "help", "kind", "name", "pri", "usage")
+    __slots__ = ("flags", "handler", "help", "kind", "name", "pri", "usage")
 
     def __init__(self, name: str, handler: Callable[[Context], Any], kind: str, pri: str,
-                 help: str, usage: str) -> None:  # fmt: skip
+                 help: str, usage: str, flags: dict[str, bool]) -> None:  # fmt: skip
         self.name, self.handler, self.kind, self.pri = name, handler, kind, pri
-        self.help, self.usage = help, usage
+        self.help, self.usage, self.flags = help, usage, flags
 
     def spec(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "pri": self.pri,
-            "help": self.help,
-            "usage": self.usage,
-        }
+        return {"name": self.name, "kind": self.kind, "pri": self.pri, "help": self.help,
+                "usage": self.usage, **self.flags}  # fmt: skip
 
 
 class Job:
@@ -145,13 +140,17 @@ class Job:
         pri: str = "user",
         help: str = "",
         usage: str = "",
+        confirm: bool = False,
+        approve: bool = False,
     ) -> Callable[[Callable[[Context], Any]], Callable[[Context], Any]]:
-        """Decorator: offer ``fn(ctx)`` as the chat command ``<job> <name>``."""
+        """Decorator: offer ``fn(ctx)`` as the chat command ``<job> <name>`` (``confirm``: the
+        sender answers yes first; ``approve``: another admin or root approves it first)."""
         if kind not in ("get", "set") or pri not in PRIVILEGES:
             raise ValueError(f"command {name!r}: kind is get or set, pri one of {PRIVILEGES}")
 
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
-            self.commands[name.lower()] = _Command(name.lower(), fn, kind, pri, help, usage)
+            flags = {"confirm": confirm, "approve": approve}
+            self.commands[name.lower()] = _Command(name.lower(), fn, kind, pri, help, usage, flags)
             self._send({"op": "commands", "commands": self._specs()})
             return fn
 

@@ -36,6 +36,8 @@ def job_command(hub: JobHub, job: str, spec: dict[str, Any]) -> Command:
         help=str(spec.get("help") or "")[:200],
         usage=f"{job} {usage}",
         plugin=f"job:{job}",
+        confirm=spec.get("confirm") is True,
+        approve=spec.get("approve") is True,
     )
 
 

@@ -28,6 +28,7 @@ import inspect
 import logging
 import os
 import sys
+import threading
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ BUILTINS = (
     "lcbot.builtin.heartbeats",
     "lcbot.builtin.linking",
     "lcbot.builtin.oncall",
+    "lcbot.builtin.safety",
 )
 
 
@@ -98,6 +100,7 @@ class PluginHost:
         self.schemas: dict[str, list[Any]] = {}  # plugin → its config_schema() settings
         self.registry: Registry | None = None
         self.vetoes: set[str] = set()  # disabled plugins that had an authorize hook
+        self._denier = threading.local()  # .name: the plugin whose authorize denied (denial)
         self.on_disable: list[Any] = []  # called with a plugin's name when it is disabled
         self._to_disable: list[tuple[str, BaseException, str]] = []
         allow = os.environ.get(LOAD_ENV)
@@ -188,6 +191,8 @@ class PluginHost:
         """A guarded implementation returned ``result`` (a schema is checked here)."""
         if hook == "config_schema":
             self.schemas[plugin] = check_schema(result)
+        elif hook == "authorize" and result is False and not getattr(self._denier, "name", 1):
+            self._denier.name = plugin  # the first to deny (for the audit log)
         return result
 
     def failed(self, plugin: str, hook: str, exc: BaseException, args: tuple, saved: Any) -> Any:
@@ -209,6 +214,8 @@ class PluginHost:
             exc_info=exc if first else None,  # the traceback once; then one line each
         )
         if hook == "authorize":
+            if not getattr(self._denier, "name", 1):
+                self._denier.name = plugin
             return False
         if hook == "on_alert" and saved is not None:
             args[0].__dict__.update(saved)  # the alert as it was before this plugin
@@ -293,6 +300,18 @@ class PluginHost:
         if False in votes:
             return False
         return True if True in votes else None
+
+    def denial(self, user: Any, command: Any, extra: str | None) -> str | None:
+        """What denies ``user`` to run ``command`` (``privilege``, ``authorize: PLUGIN``), or
+        None when they may (the audit log's "denied by")."""
+        if self.has_authorize:
+            if self.vetoes and user.pri is not Pri.ROOT:
+                return f"authorize: {min(self.vetoes)} (disabled)"
+            self._denier.name = ""
+            vote = self.authorize(user, command, extra)
+            if vote is not None:
+                return None if vote else f"authorize: {self._denier.name or 'a hook wrapper'}"
+        return None if user.pri <= command.pri else "privilege"
 
     def allowed(self, user: Any, command: Any, extra: str | None) -> bool:
         """Whether ``user`` may run ``command``: the plugins' vote, else the privilege rule."""

@@ -71,6 +71,27 @@ SCHEMA: dict[str, Section] = {
                     "the longest a stop waits for running commands and to send what is pending",
                     min=0,
                 ),
+                Setting(
+                    "commands_per_minute",
+                    int,
+                    30,
+                    "commands a user may send per minute; past it one `slow down` reply, then "
+                    "silence until the minute has room (0: no limit)",
+                    min=0,
+                ),
+                Setting(
+                    "rate_limit_root",
+                    bool,
+                    False,
+                    "whether root users are rate limited too (by default they are exempt)",
+                ),
+                Setting(
+                    "approval_timeout",
+                    DURATION,
+                    600.0,
+                    "how long a command that needs approval waits for another admin's `approve ID`",
+                    default_doc='`"10m"`',
+                ),
             ),
         ),
         Section(
@@ -254,8 +275,8 @@ SCHEMA: dict[str, Section] = {
                     "keep",
                     DURATION,
                     30 * 86400.0,
-                    "sent and dead messages, routed alerts and other history older than this "
-                    "are deleted (pending messages never)",
+                    "sent and dead messages, routed alerts, the audit log and other history "
+                    "older than this are deleted (pending messages never)",
                     default_doc='`"30d"`',
                 ),
             ),

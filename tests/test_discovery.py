@@ -217,6 +217,8 @@ def test_folder_module_plugin_is_listed_with_hooks_and_commands(cfg_path, cli):
         "plugin": "greeter",
         "help": "say hi back",
         "concurrency": "queue",
+        "confirm": False,
+        "approve": False,
     }
     assert (commands["greeting"]["type"], commands["greeting"]["pri"]) == ("SET", "admin")
     assert commands["greeting"]["plugin"] == "greeter"

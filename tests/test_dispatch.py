@@ -319,7 +319,8 @@ def test_quit_needs_yes_from_same_user(tmp_path):
         async with running_bot(tmp_path) as bot:
             assert await bot.send("admin1", "quit") == ["not allowed: quit"]
             assert await bot.send("root1", "quit") == ["send yes within 60 s to stop the bot"]
-            assert await bot.send("root1", "whoami") == ["root1 (root)"]  # cancels the quit
+            # any other answer cancels, and says so (the answer is not run as a command)
+            assert await bot.send("root1", "whoami") == ["cancelled: quit (not confirmed)"]
             assert await bot.send("root1", "yes") == ["unknown command 'yes' — send help"]
             assert not bot.app.stopping
             await bot.send("root1", "quit")

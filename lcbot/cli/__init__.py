@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wechat": ("wechat_cmds", "app", "group"),
     "ilink": ("ilink_cmds", "app", "group"),
     "watch": ("watch_cmd", "watch", "command"),
+    "audit": ("audit_cmd", "audit", "command"),
 }
 
 

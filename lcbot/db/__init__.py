@@ -10,7 +10,8 @@ a module per table group, behind named functions:
 * ``lcbot.db.pairing``: hashed one-time pairing codes;
 * ``lcbot.db.state``: each plugin's key/value store;
 * ``lcbot.db.heartbeats``: heartbeats (dead-man's switches);
-* ``lcbot.db.holds``: recipients a gated transport makes wait.
+* ``lcbot.db.holds``: recipients a gated transport makes wait;
+* ``lcbot.db.audit``: the audit log of command invocations.
 
 Waiting on another process's write lock is bounded: the running bot's own connection
 gives up after ``LOOP_BUSY_TIMEOUT`` (the caller retries later), so the event loop never

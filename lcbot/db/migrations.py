@@ -9,7 +9,8 @@ each key's period and last beat), ``metric_series`` and ``metric_points`` (job a
 metrics), ``holds`` (recipients a gated transport makes wait: ``lcbot.holds``),
 ``label_silences`` (silences by label matchers: ``lcbot.silencing``), ``inhibit_sources``
 (firing alerts that inhibit others: ``lcbot.inhibit``), ``firing`` (alerts firing now,
-their acks and escalation: ``lcbot.firing``). ``migrate``
+their acks and escalation: ``lcbot.firing``), ``oncall_override`` (``oncall take``),
+``audit`` (every command invocation: ``lcbot.audit``). ``migrate``
 upgrades older files in place, once, under the write lock.
 """
 
@@ -139,7 +140,7 @@ MIGRATIONS = [
         since      REAL NOT NULL
     );
     """,
-    # labels (R1): alerts carry labels (JSON text); silences by label matchers (``id`` a
+    # 10: labels: alerts carry labels (JSON text); silences by label matchers (``id`` a
     # short hex, ``matchers`` a JSON list of matcher texts); the firing alerts that inhibit
     # others (``lcbot.inhibit``), by fingerprint of their labels
     """
@@ -158,7 +159,7 @@ MIGRATIONS = [
         since        REAL NOT NULL
     );
     """,
-    # on call: the one override of the rota (``oncall take``), in force until ``until``
+    # 11: on call: the one override of the rota (``oncall take``), in force until ``until``
     # (the next handover), with who asked and when
     """
     CREATE TABLE oncall_override (
@@ -169,7 +170,7 @@ MIGRATIONS = [
         at     REAL NOT NULL
     );
     """,
-    # firing alerts (lcbot.firing): one row per alert identity (key or label fingerprint)
+    # 12: firing alerts (lcbot.firing): one row per alert identity (key or label fingerprint)
     # while it fires, kept once resolved (who, when) until retention; the short id is the
     # row id (AUTOINCREMENT: never reused); ack state; the escalation step and next-due
     # times (lcbot.escalation), so a restart resumes an escalation where it was
@@ -194,6 +195,24 @@ MIGRATIONS = [
     );
     CREATE UNIQUE INDEX firing_open ON firing (ident) WHERE resolved_at IS NULL;
     CREATE INDEX firing_resolved ON firing (resolved_at) WHERE resolved_at IS NOT NULL;
+    """,
+    # 13: audit: every command invocation — who, what, allowed or denied and by what, outcome
+    """
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         REAL    NOT NULL,
+        user       TEXT    NOT NULL,
+        contact    TEXT,
+        command    TEXT    NOT NULL,
+        extra      TEXT,
+        decision   TEXT    NOT NULL,
+        by         TEXT    NOT NULL DEFAULT '',
+        outcome    TEXT,
+        duration   REAL    NOT NULL DEFAULT 0,
+        transport  TEXT    NOT NULL DEFAULT '',
+        room       TEXT
+    );
+    CREATE INDEX audit_at ON audit (at);
     """,
 ]
 

@@ -1,0 +1,66 @@
+"""SQL for ``audit``: one row per command invocation (``lcbot.audit``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+COLUMNS = (
+    "at",
+    "user",
+    "contact",
+    "command",
+    "extra",
+    "decision",
+    "by",
+    "outcome",
+    "duration",
+    "transport",
+    "room",
+)
+Row = tuple[Any, ...]  # the values of COLUMNS, in that order
+
+_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def insert(db: sqlite3.Connection, row: Row) -> None:
+    """Store one invocation."""
+    db.execute(_INSERT, row)
+
+
+def recent(
+    db: sqlite3.Connection, limit: int, user: str | None = None, since: float | None = None
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` rows (of ``user``, from epoch ``since`` on), newest first."""
+    where, args = [], []
+    if user is not None:
+        where.append("user = ?")
+        args.append(user)
+    if since is not None:
+        where.append("at >= ?")
+        args.append(since)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.execute(
+        f"SELECT id, {', '.join(COLUMNS)} FROM audit{clause} ORDER BY id DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [dict(zip(("id", *COLUMNS), row, strict=True)) for row in rows]
+
+
+def delete_old(
+    db: sqlite3.Connection, before: float, limit: int, after: int = 0
+) -> tuple[int, int | None]:
+    """Walk up to ``limit`` rows by id from ``after`` and delete those stored before
+    ``before``; (deleted, the id to go on after — None once a newer row or the end came)."""
+    rows = db.execute(
+        "SELECT id, at FROM audit WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+    ).fetchall()
+    last, more, doomed = after, len(rows) == limit, 0
+    for id_, at in rows:
+        if at >= before:
+            more = False
+            break
+        last, doomed = id_, doomed + 1
+    if doomed:
+        db.execute("DELETE FROM audit WHERE id > ? AND id <= ?", (after, last))
+    return doomed, (last if more else None)

@@ -114,7 +114,7 @@ def test_expire_ends_at_once_and_is_stored(parts):
 
 
 def test_expire_before_the_add_is_committed(parts):
-    db, writer, clock, silences = parts
+    db, writer, _clock, silences = parts
     made = silences.add(parse_matchers(["host=db1"]), 600, "a", None)
     silences.expire(made.id)
     silences.refresh(db, force=True)
@@ -135,7 +135,7 @@ def test_ids_are_unique_among_silences(parts, monkeypatch):
 
 
 def test_reload_reads_what_the_cli_wrote(parts):
-    db, writer, clock, silences = parts
+    db, _writer, clock, silences = parts
     cli = make_silence(parse_matchers(["host=db2"]), 600, "ops", "cli", clock.now, lambda _: False)
     with transaction(db):
         save(db, cli)

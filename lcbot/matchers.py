@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 OPERATORS = ("=~", "!~", "!=", "=")  # two-character ones first, as Alertmanager does
 MAX_MATCHER = 1000  # characters of one matcher's text
+MAX_NESTED = 10  # the largest bound of a repetition of something of variable length
 _FORM = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.S)
 
 
@@ -64,7 +65,61 @@ def new_matcher(name: str, op: str, value: str) -> Matcher:
             regex = re.compile(f"{head if head != '(?)' else ''}(?:{body})")
         except re.error as exc:
             raise InvalidMatcher(f"bad regex in matcher {name}{op}{value!r}: {exc}") from None
+        if reason := risky_regex(regex.pattern):
+            raise InvalidMatcher(f"regex in matcher {name}{op}{value!r} {reason}")
     return Matcher(name, op, value, regex)
+
+
+def risky_regex(pattern: str) -> str | None:
+    """Why ``pattern`` could backtrack for very long in Python's ``re`` (which, unlike
+    Alertmanager's RE2, has no linear-time guarantee), or None. Refused: a repetition
+    without a small bound (``*``, ``+``, ``{2,}``, ``{1,50}``) of something of variable
+    length (``(a+)+``, ``(a|aa)*``, ``(a?){30}``), such repetitions nested, and
+    backreferences (RE2 has none). What is left is polynomial in the value's length, and
+    values are at most ``lcbot.alerts.MAX_LABEL_VALUE`` characters."""
+    try:
+        from re import _parser as parser  # type: ignore[attr-defined]
+    except ImportError:  # Python 3.10
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        _shape(parser.parse(pattern))
+    except _Risky as exc:
+        return str(exc)
+    return None
+
+
+class _Risky(Exception):
+    pass
+
+
+def _shape(items) -> tuple[bool, bool]:
+    """``(variable, bounded_nest)`` of parsed regex items: whether they match texts of
+    different lengths, and whether they hold a small repetition of a variable part."""
+    variable = nest = False
+    for op, arg in items:
+        name = str(op)
+        if name == "GROUPREF" or name == "GROUPREF_EXISTS":
+            raise _Risky("uses a backreference (Alertmanager's regexes have none)")
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, body = arg
+            inner, inner_nest = _shape(body)
+            if inner and high > 1:
+                if high > MAX_NESTED or inner_nest:
+                    raise _Risky(
+                        "repeats a part of variable length (such as (a+)+ or (a|b)*), which "
+                        "can take very long; write a character class instead, e.g. [ab]*"
+                    )
+                nest = True
+            variable = variable or inner or low != high
+            nest = nest or inner_nest
+        elif name == "BRANCH":
+            variable = True
+            for alternative in arg[1]:
+                nest = _shape(alternative)[1] or nest
+        elif name in ("SUBPATTERN", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"):
+            inner, inner_nest = _shape(arg if name == "ATOMIC_GROUP" else arg[-1])
+            variable, nest = variable or inner, nest or inner_nest
+    return variable, nest
 
 
 def _unquote(raw: str, text: str) -> str:

@@ -11,6 +11,7 @@ silences too); retention deletes those ended ``KEEP_ENDED`` ago.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 import threading
@@ -133,26 +134,27 @@ class LabelSilences:
         self.writer = writer
         self.clock = clock
         self._silences: dict[str, Silence] = {}
-        self._local: dict[str, Silence] = {}  # own changes the table may not show yet
+        # own changes the table may not show yet: (the rows it may still show, the change)
+        self._local: dict[str, tuple[tuple[Silence | None, ...], Silence]] = {}
         self._loaded_at = float("-inf")  # monotonic
         self._lock = threading.Lock()
 
     def refresh(self, db: sqlite3.Connection, force: bool = False) -> None:
-        """Read the table again if ``RELOAD`` seconds passed (or ``force``)."""
+        """Read the table again if ``RELOAD`` seconds passed (or ``force``). An own change
+        the table does not show yet is kept; once it is committed, the table wins (so a
+        CLI ``expire`` right after a chat ``silence`` counts)."""
         if not force and time.monotonic() - self._loaded_at < RELOAD:
             return
         now = self.clock()
-        stored = {s.id: s for s in load(db, now)}
+        rows = {s.id: s for s in load(db, now, ended_since=now - KEEP_ENDED)}
         self._loaded_at = time.monotonic()
         with self._lock:
-            for id_, mine in list(self._local.items()):
-                if stored.get(id_) == mine or (id_ not in stored and not mine.active(now)):
-                    del self._local[id_]  # committed
-                elif mine.active(now):
-                    stored[id_] = mine
+            for id_, (before, mine) in list(self._local.items()):
+                if rows.get(id_) in before:
+                    rows[id_] = mine  # not committed yet
                 else:
-                    stored.pop(id_, None)  # ended here, not committed yet
-            self._silences = stored
+                    del self._local[id_]  # committed (and maybe changed since)
+            self._silences = {k: s for k, s in rows.items() if s.active(now)}
 
     def silencing(self, labels: Mapping[str, str], now: float) -> Silence | None:
         """The silence in force that matches ``labels`` (the oldest), or None."""
@@ -167,7 +169,8 @@ class LabelSilences:
             silence = make_silence(
                 matchers, seconds, author, comment, self.clock(), self._silences.__contains__
             )
-            self._silences[silence.id] = self._local[silence.id] = silence
+            self._silences[silence.id] = silence
+            self._local[silence.id] = ((None,), silence)
         self.writer.record(save, silence)
         return silence
 
@@ -175,13 +178,13 @@ class LabelSilences:
         """End a silence in force; the silence, or None if there was none with that id."""
         now = self.clock()
         with self._lock:
-            silence = self._silences.pop(silence_id, None)
+            silence = self._silences.get(silence_id)
             if silence is None or not silence.active(now):
                 return None
-            ended = Silence(
-                silence.id, silence.matchers, silence.starts, now, silence.author, silence.comment
-            )
-            self._local[silence.id] = ended
+            del self._silences[silence_id]
+            ended = dataclasses.replace(silence, until=now)
+            before = self._local.get(silence_id, ((), silence))[0]
+            self._local[silence.id] = ((*before, silence), ended)
         self.writer.record(end, silence_id, now)
         return silence
 

@@ -111,3 +111,40 @@ def test_split_words_keeps_quoted_parts():
         "b",
     ]
     assert split_words('m="a \\" b" x') == ['m="a \\" b"', "x"]
+
+
+# --- regexes that could backtrack for long in Python's re are refused ----------------------
+
+
+@pytest.mark.parametrize(
+    "regex", ["(a+)+", "(a|aa)*c", "(?:x*y?)+", "(a?){30}", "((a?){5}){5}", "(a)\\1"]
+)
+def test_risky_regexes_are_refused_with_one_line(regex):
+    with pytest.raises(InvalidMatcher) as caught:
+        parse_matcher(f'host=~"{regex}"')
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("regex in matcher host=~")
+
+
+@pytest.mark.parametrize(
+    ("regex", "value"),
+    [
+        ("Disk.*", "DiskFull"),
+        ("db[0-9]+", "db12"),
+        ("(?:web|api)-.*", "api-3"),
+        ("[0-9]{1,3}(\\.[0-9]{1,3}){3}", "10.0.0.1"),
+        ("(ab)+", "abab"),
+        (".*a.*b.*c.*d", "xaybzcwd"),
+    ],
+)
+def test_usual_regexes_still_work(regex, value):
+    assert parse_matcher(f'l=~"{regex}"').matches({"l": value})
+
+
+def test_the_worst_allowed_regex_on_the_longest_value_ends():
+    """Polynomial at worst on a value of MAX_LABEL_VALUE characters: it finishes (a hang
+    would stop the test run, not just fail it)."""
+    from lcbot.alerts import MAX_LABEL_VALUE
+
+    m = parse_matcher('l=~".*a.*b.*c.*d"')
+    assert not m.matches({"l": "abc" * (MAX_LABEL_VALUE // 3)})

@@ -80,7 +80,7 @@ def make_workload(n: int, seed: int = 7):
 async def run(n: int, data_dir: Path) -> tuple:
     admins, users, work = make_workload(n)
     raw = {
-        "bot": {"data_dir": str(data_dir), "slow_notice": 10},
+        "bot": {"data_dir": str(data_dir), "slow_notice": 10, "commands_per_minute": 0},
         "users": [{"name": a, "pri": "admin"} for a in admins]
         + [{"name": u, "pri": "user"} for u in users],
         "plugins": {"dirs": []},

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lcbot.db import Busy, Database, transaction
+from lcbot.db import Database
 from lcbot.db import audit as sql
+from lcbot.db.batches import expire_step
 
 EXTRA = 200  # characters of a command's extra text kept
 ALLOWED, DENIED = "allowed", "denied"
@@ -74,15 +75,12 @@ class Audit:
 
     def expire(self, now: float, limit: int) -> tuple[int, bool]:
         """Retention: delete rows older than ``keep`` (looking at ``limit``)."""
-        conn = self._db.conn
-        assert conn is not None
-        try:
-            with transaction(conn):
-                gone, self._expire_after = sql.delete_old(
-                    conn, now - self.keep, limit, self._expire_after or 0
-                )
-        except Busy:
+        step = expire_step(
+            self._db.conn, sql.delete_old, now - self.keep, limit, self._expire_after
+        )
+        if step is None:
             return 0, False
+        gone, self._expire_after = step
         return gone, self._expire_after is not None
 
 

@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from lcbot.asyncutil import background
-from lcbot.db import Busy, Database, transaction
+from lcbot.db import Database
 from lcbot.db import metrics as sql
+from lcbot.db.batches import expire_step
 from lcbot.text import quote
 
 log = logging.getLogger("lcbot.metrics")
@@ -199,15 +200,12 @@ class Metrics:
 
     def expire(self, now: float, limit: int) -> tuple[int, bool]:
         """Delete points older than ``keep`` (looking at ``limit``); (deleted, more left)."""
-        conn = self._db.conn
-        assert conn is not None
-        try:
-            with transaction(conn):
-                gone, self._expire_after = sql.delete_old(
-                    conn, now - self.keep, limit, self._expire_after or 0
-                )
-        except Busy:
+        step = expire_step(
+            self._db.conn, sql.delete_old, now - self.keep, limit, self._expire_after
+        )
+        if step is None:
             return 0, False
+        gone, self._expire_after = step
         return gone, self._expire_after is not None
 
     async def _run(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from lcbot.db.batches import delete_before
+
 COLUMNS = (
     "at",
     "user",
@@ -50,17 +52,5 @@ def recent(
 def delete_old(
     db: sqlite3.Connection, before: float, limit: int, after: int = 0
 ) -> tuple[int, int | None]:
-    """Walk up to ``limit`` rows by id from ``after`` and delete those stored before
-    ``before``; (deleted, the id to go on after — None once a newer row or the end came)."""
-    rows = db.execute(
-        "SELECT id, at FROM audit WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-    ).fetchall()
-    last, more, doomed = after, len(rows) == limit, 0
-    for id_, at in rows:
-        if at >= before:
-            more = False
-            break
-        last, doomed = id_, doomed + 1
-    if doomed:
-        db.execute("DELETE FROM audit WHERE id > ? AND id <= ?", (after, last))
-    return doomed, (last if more else None)
+    """Retention: delete rows stored before ``before``, ``limit`` looked at (batches)."""
+    return delete_before(db, "audit", before, limit, after)

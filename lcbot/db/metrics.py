@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from lcbot.db.batches import delete_before
+
 Point = tuple[float, int | None, float]  # at (epoch), step, value
 
 
@@ -48,20 +50,11 @@ def delete_old(
     """Walk up to ``limit`` points by id from ``after`` (ids grow with time) and delete
     those taken before ``before``. Returns how many went and the id to go on after — None
     once a newer point (or the end) was reached; then series left without points go too."""
-    rows = db.execute(
-        "SELECT id, at FROM metric_points WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-    ).fetchall()
-    last, more, doomed = after, len(rows) == limit, 0
-    for id_, at in rows:
-        if at >= before:
-            more = False
-            break
-        last, doomed = id_, doomed + 1
-    if doomed:
-        db.execute("DELETE FROM metric_points WHERE id > ? AND id <= ?", (after, last))
+    doomed, go_on = delete_before(db, "metric_points", before, limit, after)
+    more = go_on is not None
     if not more and (doomed or after):  # the end of a walk that deleted points
         db.execute(
             "DELETE FROM metric_series WHERE NOT EXISTS"
             " (SELECT 1 FROM metric_points WHERE series = metric_series.id)"
         )
-    return doomed, (last if more else None)
+    return doomed, go_on

@@ -46,6 +46,12 @@ class Matcher:
         found = self.regex.fullmatch(value) is not None
         return found if self.op == "=~" else not found
 
+    def matches_empty(self) -> bool:
+        """Whether a positive matcher (``=``, ``=~``) matches the empty string — a silence of
+        such matchers only would silence nearly everything; negative ones count as not
+        matching it, as in Alertmanager's silence validation (``matchesEmpty``)."""
+        return self.op in ("=", "=~") and self.matches({})
+
     def __str__(self) -> str:
         """The canonical text: ``name="value"``, quoted and escaped (it parses back)."""
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -108,6 +108,8 @@ def make_silence(
 ) -> Silence:
     if not matchers:
         raise ValueError("a silence needs at least one matcher")
+    if all(m.matches_empty() for m in matchers):  # Alertmanager refuses these too
+        raise ValueError("at least one matcher must not match the empty string")
     if len(matchers) > MAX_MATCHERS:
         raise ValueError(f"a silence has at most {MAX_MATCHERS} matchers")
     if seconds <= 0:

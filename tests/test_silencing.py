@@ -181,6 +181,11 @@ def test_cli_expire_right_after_an_own_add_counts(parts):
         (["a=1"], 0, None, "positive duration"),
         (["a=1"], 60, "x" * 501, "at most 500"),
         ([f"a{i}=1" for i in range(21)], 60, None, "at most 20 matchers"),
+        # Alertmanager's validateSilence: at least one matcher must not match the empty
+        # string (its matchesEmpty: "=" with "", "=~" matching ""; negative ones never)
+        (['a=""'], 60, None, "must not match the empty string"),
+        (['a=""', 'b=~".*"'], 60, None, "must not match the empty string"),
+        (['host=~"(db1)?"'], 60, None, "must not match the empty string"),
     ],
 )
 def test_bad_silences_are_refused(parts, matchers, seconds, comment, message):
@@ -188,3 +193,9 @@ def test_bad_silences_are_refused(parts, matchers, seconds, comment, message):
     with pytest.raises(ValueError, match=message):
         silences.add(parse_matchers(matchers), seconds, "a", comment)
     assert writer.ops == [] and silences.active() == []
+
+
+def test_a_negative_or_non_empty_matcher_makes_a_silence_valid(parts):
+    silences = parts[3]
+    for texts in (['a=""', "host=db1"], ["team!=web"], ['a=~".*"', 'host!~"db.*"']):
+        assert silences.add(parse_matchers(texts), 60, "a", None).matchers

@@ -76,8 +76,7 @@ class Writes:
 
     def write(self, conn: sqlite3.Connection, now: float) -> None:
         sql.insert(conn, self.new)
-        for op, args in self.ops:
-            op(conn, *args)
+        run_ops(conn, self.ops)
         sql.mark_parts(conn, self.parts)
         # failures first: a message that failed, then was sent, ends up sent
         sql.mark_failed(conn, self.failed)
@@ -102,3 +101,21 @@ class Writes:
             joined.parts += piece.parts
             joined.ops += piece.ops
         return joined
+
+
+def run_ops(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> None:
+    """Run recorded writes in order; a run of the same op that offers ``op.many(conn,
+    [args, …])`` (one ``executemany``: an audit row per command) goes as one call."""
+    i = 0
+    while i < len(ops):
+        op, args = ops[i]
+        many = getattr(op, "many", None)
+        if many is None:
+            op(conn, *args)
+            i += 1
+            continue
+        j = i + 1
+        while j < len(ops) and ops[j][0] is op:
+            j += 1
+        many(conn, [a for _, a in ops[i:j]])
+        i = j

@@ -30,6 +30,14 @@ def insert(db: sqlite3.Connection, row: Row) -> None:
     db.execute(_INSERT, row)
 
 
+def _insert_many(db: sqlite3.Connection, calls: list[tuple[Row]]) -> None:
+    """Store the rows of consecutive ``insert`` calls in one ``executemany``."""
+    db.executemany(_INSERT, [row for (row,) in calls])
+
+
+insert.many = _insert_many  # type: ignore[attr-defined]  # lcbot.message.run_ops
+
+
 def recent(
     db: sqlite3.Connection, limit: int, user: str | None = None, since: float | None = None
 ) -> list[dict[str, Any]]:

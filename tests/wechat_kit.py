@@ -68,14 +68,18 @@ class WeChatBot:
         return self.log.read()
 
     def wait_log(self, pattern: str, timeout: float = WAIT, count: int = 1) -> None:
-        wait_until(
-            lambda: (
-                (self.proc.poll() is None and len(re.findall(pattern, self.output)) >= count)
-                or self._died()
-            ),
-            f"{pattern!r} in the bot's log",
-            timeout,
-        )
+        try:
+            wait_until(
+                lambda: (
+                    (self.proc.poll() is None and len(re.findall(pattern, self.output)) >= count)
+                    or self._died()
+                ),
+                f"{pattern!r} x{count} in the bot's log",
+                timeout,
+            )
+        except AssertionError as exc:
+            tail = "\n".join(self.output.splitlines()[-60:])
+            raise AssertionError(f"{exc}; the bot's log ends:\n{tail}") from None
 
     def _died(self) -> bool:
         if self.proc.poll() is not None:

@@ -123,7 +123,7 @@ class App:
             directory=lambda: self.roster.directory,
             state=self.state,
             registry=self.registry,
-            allowed=self.plugins.allowed,
+            allowed=self.plugins.policy.allowed,
             alerts=AlertControls(self.router),
             jobs=lambda: self.jobs.lines(),
             rooms=RoomControls(self.roster),
@@ -150,8 +150,8 @@ class App:
         self.dispatcher = Dispatcher(
             registry=self.registry,
             people=self.roster,
-            denial=self.plugins.denial,
-            allowed_users=self.plugins.allowed_users,
+            denial=self.plugins.policy.denial,
+            allowed_users=self.plugins.policy.allowed_users,
             put=self.outbox.put,
             runner=self.runner,
             strangers=binder.handle,
@@ -208,7 +208,9 @@ class App:
         users = self.roster.reachable_users()
         if not commands:
             return list(users)
-        allowed = {u.name for c in commands for u in self.plugins.allowed_users(users, c, None)}
+        allowed = {
+            u.name for c in commands for u in self.plugins.policy.allowed_users(users, c, None)
+        }
         return [u for u in users if u.name in allowed]
 
     async def _admit_contact(self, contact: str, name: str, greeting: str) -> str | None:

@@ -44,7 +44,8 @@ class Command:
     ``concurrency`` applies to SET commands: ``"queue"`` runs overlapping invocations one
     after another; ``"reject"`` answers ``busy: …`` while one is running. ``confirm``: the
     sender must answer ``yes`` first; ``approve``: a second admin or root must approve it
-    (``lcbot.approval``).
+    (``lcbot.approval``). ``thread``: a ``def`` handler always runs in the thread pool
+    (else one that has been quick its last runs is called on the event loop: ``Runner``).
     """
 
     name: str
@@ -58,6 +59,7 @@ class Command:
     plugin: str = ""
     confirm: bool = False  # runs only after the user answers "yes" (QUIT commands always ask)
     approve: bool = False  # runs only once another admin or root sends "approve ID"
+    thread: bool = False  # a def handler always runs in the thread pool
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.fullmatch(self.name):
@@ -117,6 +119,20 @@ class Registry:
     def __init__(self, rank: dict[str, int] | None = None) -> None:
         self.commands: dict[str, Command] = {}
         self.rank = rank if rank is not None else {}
+        self._offered: dict[str, list[Command]] | None = None  # see offered_by_jobs
+
+    def offered_by_jobs(self, name: str) -> list[Command]:
+        """The job commands called ``name`` (``crawler.interval`` for ``interval``), sorted;
+        an index rebuilt after the table changes, not a scan per message."""
+        if self._offered is None:
+            offered: dict[str, list[Command]] = {}
+            for command in sorted(self.commands.values(), key=lambda c: c.name):
+                if command.plugin[:4] == "job:":
+                    parts = command.name.split(".")
+                    for i in range(1, len(parts)):  # every name it ends with after a dot
+                        offered.setdefault(".".join(parts[i:]), []).append(command)
+            self._offered = offered
+        return self._offered.get(name.lower(), [])
 
     def for_plugin(self, plugin: str) -> PluginRegistry:
         return PluginRegistry(self, plugin)
@@ -140,6 +156,7 @@ class Registry:
             if keep_existing:
                 return False
         self.commands[command.name] = command
+        self._offered = None
         return True
 
     def update(self, name: str, /, **changes: Any) -> Command:
@@ -153,16 +170,19 @@ class Registry:
             raise ValueError(f"command {updated.name!r} belongs to plugin {taken.plugin!r}")
         self.commands.pop(current.name)
         self.commands[updated.name] = updated
+        self._offered = None
         return updated
 
     def remove(self, name: str) -> Command | None:
         """Unregister a command; returns it, or None if it was not registered."""
+        self._offered = None
         return self.commands.pop(name.lower(), None)
 
     def remove_plugin(self, plugin: str) -> None:
         """Unregister every command of ``plugin``."""
         for name in [n for n, c in self.commands.items() if c.plugin == plugin]:
             del self.commands[name]
+        self._offered = None
 
     def get(self, name: str) -> Command | None:
         return self.commands.get(name.lower())
@@ -194,16 +214,18 @@ class PluginRegistry:
         hidden: bool = False,
         confirm: bool = False,
         approve: bool = False,
+        thread: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: register the decorated function (``def`` or ``async def``) as a command.
         ``confirm``: ask the sender for ``yes`` first; ``approve``: another admin or root
-        must send ``approve ID`` first."""
+        must send ``approve ID`` first; ``thread``: a ``def`` handler always runs in the
+        thread pool (one that waits for the event loop must say so)."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             doc = (fn.__doc__ or "").strip().splitlines()
             help_text = help or (doc[0] if doc else "")
             self.add(Command(name, fn, kind, pri, help_text, usage, concurrency, hidden,
-                             confirm=confirm, approve=approve))  # fmt: skip
+                             confirm=confirm, approve=approve, thread=thread))  # fmt: skip
             return fn
 
         return decorate

@@ -289,5 +289,5 @@ class Dispatcher:
         user, command, extra = invocation.user, invocation.command, invocation.extra
         notice = f"{user.name} set {command.name}: {quote(extra or '')}"
         others = [o for o in self.people.reachable_users() if o.name != user.name]
-        for other in self.allowed_users(others, command, extra):
+        for other in self.allowed_users(others, command, None):  # may they run it at all
             self.say(other.name, notice, "notice")

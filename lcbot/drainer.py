@@ -86,6 +86,7 @@ class Pacing:
     max_chars: int = 2000
     max_parts: int = 5
     max_attempts: int = 20
+    coalesce: bool = True  # False: every message is its own send (benchmarks)
 
     @classmethod
     def from_settings(cls, values: dict[str, Any], paced: bool) -> Pacing:
@@ -252,6 +253,8 @@ class Drainer:
                 split = split_text(first.text, limit, self.pacing.max_parts)
                 parts = self.parts[first.id] = split[first.parts_sent :] or [split[-1]]
             return parts[0], ([first] if len(parts) == 1 else []), [first]
+        if not self.pacing.coalesce:
+            return first.text, [first], [first]
         texts, done, size = [], [], -1
         for _, _, m in queue:
             if size + 1 + len(m.text) > limit or m.id in self.parts or m.file is not None:

@@ -1,6 +1,11 @@
 """Running command handlers: ``def`` handlers in the handler pool, ``async def`` ones on the
 event loop; every way a handler can end becomes a result or a ``NAME failed: …`` reply.
 
+A ``def`` handler that finished within ``INLINE_LIMIT`` its last ``INLINE_AFTER`` runs is
+called on the event loop instead (a thread hop costs more than such a handler); one run
+there over ``DEMOTE_AFTER``, or one that cannot run on the loop, sends it back to the
+pool for good. ``thread=True`` on the command keeps it in the pool.
+
 ``Runner`` keeps what is running (for "still running…" notices, the loop watchdog and
 the stop that names what it waits for). Only lcbot's own cancellation — the bot stopping
 — ends a handler silently; a handler that raises ``KeyboardInterrupt``, ``SystemExit``,
@@ -25,7 +30,7 @@ from lcbot.asyncutil import background
 from lcbot.commands import Command, CommandError, Invocation
 from lcbot.text import quote
 from lcbot.users import User
-from lcbot.workers import HandlerFailed, HandlerPool
+from lcbot.workers import HandlerFailed, HandlerPool, call
 
 if TYPE_CHECKING:  # pragma: no cover
     from lcbot.alerts import Alert
@@ -34,6 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lcbot.dispatch")
 
 FAILURE_TEXT = 300  # characters of a failure's message in its reply
+INLINE_AFTER = 16  # quick runs in a row in the pool before a def handler runs on the loop
+INLINE_LIMIT = 0.001  # seconds: a run that quick counts
+DEMOTE_AFTER = 0.005  # seconds: a run on the loop this long sends the handler back for good
 Put = Callable[..., None]  # the outbox's put(recipient, text, kind="reply")
 
 
@@ -128,6 +136,8 @@ class Runner:
         self.running: dict[int, Running] = {}
         self.closing = False  # the bot stops: a cancellation now is lcbot's own
         self._tokens = itertools.count()
+        # def handler → its quick runs in a row in the pool (-1: never inline again)
+        self.quick: dict[Callable[..., Any], int] = {}
 
     async def execute(self, invocation: Invocation, reply_to: str) -> bool:
         """Run the handler; reply with its result or its failure. True when it succeeded."""
@@ -139,9 +149,12 @@ class Runner:
         )
         try:
             if command.is_async:
-                result = await asyncio.ensure_future(self._guarded(command.handler, ctx))
+                result = await self._guarded(command.handler, ctx)
+            elif self.quick.get(command.handler, 0) >= INLINE_AFTER and not command.thread:
+                result = self._inline(command.handler, ctx)
             else:
-                result = await self.pool.submit(command.handler, ctx)
+                took, result = await self.pool.submit(_timed, (command.handler, ctx))
+                self._learn(command.handler, took)
             if inspect.isawaitable(result):  # a plain def that returned a coroutine
                 result = await self._guarded(lambda _: result, ctx)
             text = None if result is None else str(result)
@@ -158,6 +171,31 @@ class Runner:
         if text:
             self.put(reply_to, text)
         return True
+
+    def _learn(self, handler: Callable[..., Any], took: float) -> None:
+        """Count the quick runs in a row of a ``def`` handler run in the pool."""
+        streak = self.quick.get(handler, 0)
+        if streak >= 0:
+            self.quick[handler] = streak + 1 if took < INLINE_LIMIT else 0
+
+    def _inline(self, handler: Callable[..., Any], ctx: Context) -> Any:
+        """Call a quick ``def`` handler on the event loop (no thread hop). One that takes
+        longer than ``DEMOTE_AFTER``, or cannot run on the loop, goes back to the pool."""
+        started = time.perf_counter()
+        ok, value = call(handler, ctx)
+        took = time.perf_counter() - started
+        on_loop = isinstance(value, RuntimeError) and "event loop" in str(value)
+        if took > DEMOTE_AFTER or on_loop:
+            self.quick[handler] = -1
+            log.info(
+                "command %s took %.0f ms on the event loop%s: it runs in the thread pool now",
+                ctx.command.name,
+                took * 1000,
+                " and could not run there" if on_loop else "",
+            )
+        if not ok:
+            raise value
+        return value
 
     async def _guarded(self, handler: Any, ctx: Context) -> Any:
         """Await an async handler; whatever it raises becomes an ordinary exception
@@ -206,9 +244,9 @@ class Runner:
         return [f"{j.name} (from {j.user}, {now - j.started:.0f}s)" for j in self.running.values()]
 
     def describe(self, frame: FrameType | None) -> str | None:
-        """The async handler whose code is running in ``frame``'s stack, if one is."""
+        """The handler (async, or def on the loop) running in ``frame``'s stack, if one is."""
         while frame is not None:
-            if frame.f_code is _GUARDED:
+            if frame.f_code is _GUARDED or frame.f_code is _INLINE:
                 ctx = frame.f_locals.get("ctx")
                 if isinstance(ctx, Context):
                     return f"{ctx.command.name} (from {ctx.user.name})"
@@ -226,4 +264,13 @@ class Runner:
             self.notify_slow()
 
 
+def _timed(job: tuple[Callable[..., Any], Context]) -> tuple[float, Any]:
+    """Run a def handler (in the pool): (seconds it took, its result)."""
+    handler, ctx = job
+    started = time.perf_counter()
+    result = handler(ctx)
+    return time.perf_counter() - started, result
+
+
 _GUARDED = Runner._guarded.__code__
+_INLINE = Runner._inline.__code__

@@ -41,9 +41,11 @@ def register_commands(registry: PluginRegistry) -> None:
 def authorize(user: User, command: Command, extra: str | None) -> bool | None:
     """Decide whether ``user`` may run ``command`` with ``extra`` (text after the name).
 
-    Called before a known user's command runs, to list the commands a user may run
-    (``help``), and to pick who is told about a successful SET. Return ``False`` to deny,
-    ``True`` to allow, ``None`` to leave the decision to others. Any ``False`` denies;
+    Called before a known user's command runs (with its ``extra``); and, with ``extra``
+    None, to list the commands a user may run (``help``) and to pick who is told about a
+    successful SET — that answer is kept for a second per user and command.
+    Return ``False`` to deny, ``True`` to allow, ``None`` to leave the decision to others.
+    Any ``False`` denies;
     otherwise any ``True`` allows; otherwise the privilege rule decides
     (``user.pri <= command.pri``).
     **If it raises**, that invocation is denied (fail closed) and the error is logged; the

@@ -21,14 +21,12 @@ A plugin that fails to import is marked failed (``lcbot plugins list``); the bot
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import inspect
 import logging
 import os
 import sys
-import threading
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -40,8 +38,8 @@ import pluggy
 from lcbot import hookspecs
 from lcbot.commands import Registry
 from lcbot.guards import DISABLING, adapt, snapshot
+from lcbot.policy import Policy
 from lcbot.setting import check_schema
-from lcbot.users import Pri
 
 log = logging.getLogger("lcbot.plugins")
 
@@ -99,8 +97,7 @@ class PluginHost:
         self.rank: dict[str, int] = {}  # plugin → load order (for command name conflicts)
         self.schemas: dict[str, list[Any]] = {}  # plugin → its config_schema() settings
         self.registry: Registry | None = None
-        self.vetoes: set[str] = set()  # disabled plugins that had an authorize hook
-        self._denier = threading.local()  # .name: the plugin whose authorize denied (denial)
+        self.policy = Policy(lambda: self.pm.hook.authorize, log)
         self.on_disable: list[Any] = []  # called with a plugin's name when it is disabled
         self._to_disable: list[tuple[str, BaseException, str]] = []
         allow = os.environ.get(LOAD_ENV)
@@ -180,7 +177,7 @@ class PluginHost:
             self._mark_failed(record, exc, "load")
             return
         self.rank[record.name] = len(self.rank)
-        self.__dict__.pop("has_authorize", None)
+        self.policy.changed()
         if record.version is None:
             record.version = getattr(plugin, "__version__", None)
         record.hooks = sorted(c.name for c in self.pm.get_hookcallers(adapter) or ())
@@ -191,8 +188,8 @@ class PluginHost:
         """A guarded implementation returned ``result`` (a schema is checked here)."""
         if hook == "config_schema":
             self.schemas[plugin] = check_schema(result)
-        elif hook == "authorize" and result is False and not getattr(self._denier, "name", 1):
-            self._denier.name = plugin  # the first to deny (for the audit log)
+        elif hook == "authorize" and result is False and not getattr(self.policy.denier, "name", 1):
+            self.policy.denier.name = plugin  # the first to deny (for the audit log)
         return result
 
     def failed(self, plugin: str, hook: str, exc: BaseException, args: tuple, saved: Any) -> Any:
@@ -214,8 +211,8 @@ class PluginHost:
             exc_info=exc if first else None,  # the traceback once; then one line each
         )
         if hook == "authorize":
-            if not getattr(self._denier, "name", 1):
-                self._denier.name = plugin
+            if not getattr(self.policy.denier, "name", 1):
+                self.policy.denier.name = plugin
             return False
         if hook == "on_alert" and saved is not None:
             args[0].__dict__.update(saved)  # the alert as it was before this plugin
@@ -243,7 +240,7 @@ class PluginHost:
             return
         self._mark_failed(record, exc, during)
         if "authorize" in record.hooks:  # its policy cannot be checked any more: fail closed
-            self.vetoes.add(name)
+            self.policy.vetoes.add(name)
             log.error(
                 "plugin %s had an authorize hook: commands are denied to everyone but root "
                 "users until it loads again",
@@ -252,7 +249,7 @@ class PluginHost:
         if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
         self.schemas.pop(name, None)
-        self.__dict__.pop("has_authorize", None)
+        self.policy.changed()
         if self.registry is not None:
             self.registry.remove_plugin(name)
         record.commands = []
@@ -282,48 +279,6 @@ class PluginHost:
             log.exception("config_schema could not be called")
         self._disable_failed()
         return dict(self.schemas)
-
-    @functools.cached_property
-    def has_authorize(self) -> bool:
-        return bool(self.vetoes) or bool(self.pm.hook.authorize.get_hookimpls())
-
-    def authorize(self, user: Any, command: Any, extra: str | None) -> bool | None:
-        """The plugins' combined vote: False if any denies, True if any allows, else None.
-        A disabled plugin that had an authorize hook denies everyone but root."""
-        if self.vetoes and user.pri is not Pri.ROOT:
-            return False
-        try:
-            votes = self.pm.hook.authorize(user=user, command=command, extra=extra)
-        except Exception:
-            log.exception("an authorize hook wrapper raised; denied")
-            return False
-        if False in votes:
-            return False
-        return True if True in votes else None
-
-    def denial(self, user: Any, command: Any, extra: str | None) -> str | None:
-        """What denies ``user`` to run ``command`` (``privilege``, ``authorize: PLUGIN``), or
-        None when they may (the audit log's "denied by")."""
-        if self.has_authorize:
-            if self.vetoes and user.pri is not Pri.ROOT:
-                return f"authorize: {min(self.vetoes)} (disabled)"
-            self._denier.name = ""
-            vote = self.authorize(user, command, extra)
-            if vote is not None:
-                return None if vote else f"authorize: {self._denier.name or 'a hook wrapper'}"
-        return None if user.pri <= command.pri else "privilege"
-
-    def allowed(self, user: Any, command: Any, extra: str | None) -> bool:
-        """Whether ``user`` may run ``command``: the plugins' vote, else the privilege rule."""
-        vote = self.authorize(user, command, extra) if self.has_authorize else None
-        return user.pri <= command.pri if vote is None else vote
-
-    def allowed_users(self, users: list[Any], command: Any, extra: str | None) -> list[Any]:
-        """The users among ``users`` that may run ``command`` (one call for many users)."""
-        if not self.has_authorize:
-            least = command.pri
-            return [u for u in users if u.pri <= least]
-        return [u for u in users if self.allowed(u, command, extra)]
 
     def on_alert(self, alert: Any) -> bool:
         """Run the ``on_alert`` hooks; False when one suppresses the alert."""

@@ -30,15 +30,7 @@ def resolve(
             inner = registry.get(sub[0])
             if inner is not None and inner.plugin == name:
                 return inner, sub[1]
-    suffix = f".{name.lower()}"  # job commands are few: scan unsorted, sort what matched
-    offered = sorted(
-        (
-            c
-            for c in registry.commands.values()
-            if c.name.endswith(suffix) and c.plugin[:4] == "job:"
-        ),
-        key=lambda c: c.name,
-    )
+    offered = registry.offered_by_jobs(name)
     if command is not None and not command.plugin.startswith("job:"):
         offered = [command, *offered]
     elif command is not None:

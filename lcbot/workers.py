@@ -29,6 +29,19 @@ class HandlerFailed(Exception):
         return failed
 
 
+def call(fn: Callable[[Any], Any], arg: Any) -> tuple[bool, Any]:
+    """``(True, fn(arg))``, or ``(False, the exception)``: anything a handler raises becomes
+    an ordinary exception (``HandlerFailed`` for what must not reach the event loop)."""
+    try:
+        return True, fn(arg)
+    except (StopIteration, StopAsyncIteration) as exc:  # futures cannot hold these
+        return False, HandlerFailed(f"{type(exc).__name__} raised by the handler")
+    except Exception as exc:
+        return False, exc
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit: must not reach the loop
+        return False, HandlerFailed.of(exc)
+
+
 class HandlerPool:
     def __init__(self, size: int, name: str = "lcbot-handler") -> None:
         self.size = size
@@ -63,14 +76,7 @@ class HandlerPool:
             if job is _STOP:
                 return
             fn, arg, future = job
-            try:
-                result = (True, fn(arg))
-            except (StopIteration, StopAsyncIteration) as exc:  # futures cannot hold these
-                result = (False, HandlerFailed(f"{type(exc).__name__} raised by the handler"))
-            except Exception as exc:
-                result = (False, exc)
-            except BaseException as exc:  # KeyboardInterrupt, SystemExit: must not reach the loop
-                result = (False, HandlerFailed.of(exc))
+            result = call(fn, arg)
             with self._done_lock:
                 self._done.append((future, *result))
                 if self._wake_pending:

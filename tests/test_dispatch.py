@@ -115,6 +115,43 @@ def test_authorize_hook_allow_deny_abstain(tmp_path):
     run(go())
 
 
+class Counting:
+    """authorize: lets user1 hear about setx (extra None), counts every question."""
+
+    __name__ = "counting"
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str | None]] = []
+
+    @hookimpl
+    def authorize(self, user, command, extra):
+        self.asked.append((user.name, extra))
+        return True if user.name == "user1" and extra is None else None
+
+
+def test_set_notices_ask_authorize_once_per_user_and_command(tmp_path, monkeypatch):
+    from lcbot import policy
+
+    async def go():
+        hook = Counting()
+        async with running_bot(tmp_path, Levels(), hook) as bot:
+            assert await bot.send("admin1", "setx 1") == ["x = 1"]
+            assert await bot.send("admin1", "setx 2") == ["x = 2"]
+            assert await bot.app.drain(5)
+            told = [t for to, t in bot.transport.sent if to == "user1"]
+            assert told == ["admin1 set setx: 1", "admin1 set setx: 2"]  # allowed by the hook
+            # the invocations were asked with their extra; each notice question once
+            assert hook.asked.count(("admin1", "1")) == 1 and hook.asked.count(("admin1", "2")) == 1
+            for other in ("root1", "admin2", "user1"):
+                assert hook.asked.count((other, None)) == 1, hook.asked
+            monkeypatch.setattr(policy, "VERDICT_TTL", 0.0)  # answers kept no longer
+            bot.app.plugins.policy.changed()
+            assert await bot.send("admin1", "setx 3") == ["x = 3"]
+            assert hook.asked.count(("user1", None)) == 2
+
+    run(go())
+
+
 def test_any_false_wins_over_true(tmp_path):
     async def go():
         async with running_bot(tmp_path, Levels(), Gate(), Veto()) as bot:

@@ -1,10 +1,10 @@
 """Running command handlers: ``def`` handlers in the handler pool, ``async def`` ones on the
 event loop; every way a handler can end becomes a result or a ``NAME failed: …`` reply.
 
-A ``def`` handler that finished within ``INLINE_LIMIT`` its last ``INLINE_AFTER`` runs is
-called on the event loop instead (a thread hop costs more than such a handler); one run
-there over ``DEMOTE_AFTER``, or one that cannot run on the loop, sends it back to the
-pool for good. ``thread=True`` on the command keeps it in the pool.
+A ``def`` handler that has proved quick in the pool (``INLINE_AFTER`` runs within
+``INLINE_LIMIT``; a slower run halves its score) is called on the event loop instead (a
+thread hop costs more than such a handler); one run there over ``DEMOTE_AFTER``, or one
+that cannot run on the loop, sends it back to the pool for good. ``thread=True`` on the command keeps it in the pool.
 
 ``Runner`` keeps what is running (for "still running…" notices, the loop watchdog and
 the stop that names what it waits for). Only lcbot's own cancellation — the bot stopping
@@ -39,9 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lcbot.dispatch")
 
 FAILURE_TEXT = 300  # characters of a failure's message in its reply
-INLINE_AFTER = 16  # quick runs in a row in the pool before a def handler runs on the loop
-INLINE_LIMIT = 0.001  # seconds: a run that quick counts
-DEMOTE_AFTER = 0.005  # seconds: a run on the loop this long sends the handler back for good
+INLINE_AFTER = 16  # score (quick runs in the pool) at which a def handler runs on the loop
+INLINE_LIMIT = 0.001  # seconds: a run that quick scores +1; a slower one halves the score
+DEMOTE_AFTER = 0.020  # seconds: a run on the loop this long sends the handler back for good
 Put = Callable[..., None]  # the outbox's put(recipient, text, kind="reply")
 
 
@@ -173,10 +173,11 @@ class Runner:
         return True
 
     def _learn(self, handler: Callable[..., Any], took: float) -> None:
-        """Count the quick runs in a row of a ``def`` handler run in the pool."""
-        streak = self.quick.get(handler, 0)
-        if streak >= 0:
-            self.quick[handler] = streak + 1 if took < INLINE_LIMIT else 0
+        """Score a ``def`` handler's run in the pool: +1 when quick, halved when not (a run
+        that only waited for the GIL now and then does not start it over)."""
+        score = self.quick.get(handler, 0)
+        if score >= 0:
+            self.quick[handler] = score + 1 if took < INLINE_LIMIT else score // 2
 
     def _inline(self, handler: Callable[..., Any], ctx: Context) -> Any:
         """Call a quick ``def`` handler on the event loop (no thread hop). One that takes

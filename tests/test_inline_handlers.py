@@ -83,7 +83,7 @@ def test_a_handler_slow_on_the_loop_goes_back_to_the_pool_for_good(tmp_path, cap
         async with running_bot(tmp_path, where) as bot:
             for _ in range(3):
                 await bot.send("user1", "later 0")
-            assert await bot.send("user1", "later 20") == [MAIN]  # on the loop, 20 ms
+            assert await bot.send("user1", "later 40") == [MAIN]  # on the loop, 40 ms
             for _ in range(5):
                 (reply,) = await bot.send("user1", "later 0")
                 assert reply != MAIN
@@ -109,3 +109,17 @@ def test_a_handler_that_cannot_run_on_the_loop_fails_once_then_runs_in_the_pool(
     assert replies[:3] == [ok] * 3 and replies[4:] == [ok] * 2
     (failed,) = replies[3]
     assert failed.startswith("nested failed: ") and "running event loop" in failed
+
+
+def test_a_slow_run_in_the_pool_halves_the_score_and_one_on_the_loop_ends_it():
+    runner = handlers.Runner(None, print, lambda plugin: None, 0, print)  # type: ignore[arg-type]
+
+    def handler(ctx):
+        return None
+
+    for took in (0.0001, 0.0001, 0.0001, 0.0001, 0.5, 0.0001):
+        runner._learn(handler, took)
+    assert runner.quick[handler] == 3  # 4 quick, halved to 2 by the slow one, +1
+    runner.quick[handler] = -1  # sent back for good
+    runner._learn(handler, 0.0001)
+    assert runner.quick[handler] == -1

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import importlib
 import logging
 import os
 import socket
@@ -54,6 +56,11 @@ def import_wechaty() -> None:
 
     wechaty_compat.apply()
     import wechaty  # noqa: F401
+
+    # what constructing a Wechaty imports on first use (its scheduler's SQLite job store)
+    for lazy in ("sqlite3", "sqlalchemy.dialects.sqlite", "tzdata.zoneinfo"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(lazy)
 
 
 def free_port() -> int:

@@ -96,7 +96,7 @@ class Command:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Invocation:
     """One request to run ``command`` by ``user`` with ``extra`` (text after the name),
     sent in the group chat ``room_id`` (topic ``room_topic``) or privately (None)."""

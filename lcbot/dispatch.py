@@ -126,7 +126,7 @@ class Dispatcher:
         if self.closed:
             self._refuse(msg)
             return
-        await self._counted(self._handle(msg), f"message from {msg.sender_id!r}")
+        await self._counted(self._handle(msg), msg)
 
     async def _approved(self, request: Request) -> None:
         """An approved request runs like a message: a stop waits for it."""
@@ -136,12 +136,14 @@ class Dispatcher:
             return
         await self._counted(self._proceed(request), f"approved {request.what}")
 
-    async def _counted(self, work: Awaitable[None], what: str) -> None:
+    async def _counted(self, work: Awaitable[None], what: str | Incoming) -> None:
         self.active += 1
         self._idle.clear()
         try:
             await work
         except Exception:
+            if isinstance(what, Incoming):
+                what = f"message from {what.sender_id!r}"
             log.exception("%s could not be handled", what)
         finally:
             self.active -= 1

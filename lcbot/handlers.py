@@ -4,7 +4,8 @@ event loop; every way a handler can end becomes a result or a ``NAME failed: …
 A ``def`` handler that has proved quick in the pool (``INLINE_AFTER`` runs within
 ``INLINE_LIMIT``; a slower run halves its score) is called on the event loop instead (a
 thread hop costs more than such a handler); one run there over ``DEMOTE_AFTER``, or one
-that cannot run on the loop, sends it back to the pool for good. ``thread=True`` on the command keeps it in the pool.
+that cannot run on the loop, sends it back to the pool for good. ``thread=True`` on the
+command keeps it in the pool.
 
 ``Runner`` keeps what is running (for "still running…" notices, the loop watchdog and
 the stop that names what it waits for). Only lcbot's own cancellation — the bot stopping
@@ -108,7 +109,7 @@ class Context:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Running:
     """One handler at work."""
 
@@ -155,7 +156,7 @@ class Runner:
             else:
                 took, result = await self.pool.submit(_timed, (command.handler, ctx))
                 self._learn(command.handler, took)
-            if inspect.isawaitable(result):  # a plain def that returned a coroutine
+            if result is not None and type(result) is not str and inspect.isawaitable(result):
                 result = await self._guarded(lambda _: result, ctx)
             text = None if result is None else str(result)
         except Exception as exc:

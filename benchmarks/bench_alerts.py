@@ -88,7 +88,7 @@ async def ingest(data_dir: Path) -> int:
     threads = [threading.Thread(target=producer, args=(t,)) for t in range(THREADS)]
     for thread in threads:
         thread.start()
-    while any(t.is_alive() for t in threads) or app.router.route_pending() or app.outbox.dirty:
+    while any(t.is_alive() for t in threads) or app.router.submitted or app.outbox.dirty:
         await asyncio.sleep(0.001)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     db = app.db.conn

@@ -112,6 +112,7 @@ class Firing:
         self.items: dict[str, FiringAlert] = {}  # ident → alert
         self.last_id = 0
         self.lock = threading.RLock()
+        self._seen: dict[int, float] = {}  # firing id → last seen, not recorded yet
 
     def load(self, conn: Any) -> None:
         """Read the firing alerts stored (at start)."""
@@ -136,7 +137,7 @@ class Firing:
                 return
             if state == "deduplicated" and known is not None:
                 known.last_seen = now
-                self.save(known)
+                self._seen[known.id] = now  # written once per round: ``write_seen``
             if state != "delivered":
                 return
             to = [*outcome.get("to", ()), *(f"room:{r['id']}" for r in outcome.get("rooms", ()))]
@@ -155,6 +156,15 @@ class Firing:
                 if became_critical and known.acked_by is None:
                     self._arm(known, now)
             self.save(known)
+
+    def write_seen(self) -> None:
+        """Record the ``last_seen`` of the alerts refreshed since the last call (one write
+        per routing round, not one full row per de-duplicated alert)."""
+        with self.lock:
+            if not self._seen:
+                return
+            seen, self._seen = list(self._seen.items()), {}
+            self.writer.record(sql.touch, seen)
 
     # --- chat controls ----------------------------------------------------------------
 

@@ -46,6 +46,7 @@ log = logging.getLogger("lcbot.router")
 
 POLL = 0.5  # seconds between looks for alerts stored by other processes
 BATCH = 5000  # stored alerts taken per look
+ROUND = 500  # submitted alerts the router task routes per round (the loop goes on between)
 
 
 class Writer(Protocol):
@@ -98,6 +99,8 @@ class AlertRouter:
         self._expire_after: int | None = None  # where retention goes on (an alert id)
         self._lock = threading.Lock()  # the submitted alerts
         self._controls = threading.Lock()  # silences and mutes
+        self._keys_lock = threading.Lock()  # de-duplication keys dropped from other threads
+        self._dirty_keys: set[str] = set()  # keys changed this round, written at its end
         self.firing = Firing(settings, writer, self._now, self._forget_key)  # state, acks
         self.escalation = Escalator(self.firing, people, writer, self._muted, self._now)
 
@@ -120,19 +123,31 @@ class AlertRouter:
     def submit(self, alert: Alert) -> Alert:
         """Route ``alert`` (built by ``make_alert``) soon; safe from any thread."""
         with self._lock:
+            first = not self._submitted
             self._submitted.append(alert)
-        self.waker.wake()
+        if first:  # once per batch: the router takes every alert submitted until it swaps
+            self.waker.wake()
         return alert
 
-    def route_pending(self) -> int:
-        """Route every submitted and every newly stored alert; returns how many."""
-        count = 0
-        while self._submitted:
-            with self._lock:
-                batch, self._submitted = self._submitted, deque()
-            for alert in batch:
-                self._route_safely(alert)
-            count += len(batch)
+    @property
+    def submitted(self) -> int:
+        """Alerts submitted and not routed yet."""
+        return len(self._submitted)
+
+    def route_pending(self, limit: int | None = None) -> int:
+        """Route the submitted alerts (at most ``limit``: the router task routes in rounds of
+        ``ROUND``, the next one soon, so the loop and the outbox's flush go on between) and
+        every newly stored alert; returns how many."""
+        with self._lock:
+            batch = self._submitted
+            if limit is not None and len(batch) > limit:
+                batch = deque(batch.popleft() for _ in range(limit))
+                asyncio.get_running_loop().call_soon(self.waker.wake)  # after a loop turn
+            else:
+                self._submitted = deque()
+        for alert in batch:
+            self._route_safely(alert)
+        count = len(batch)
         conn = self.db.conn
         assert conn is not None
         self.label_silences.refresh(conn)  # the CLI's changes
@@ -144,7 +159,21 @@ class AlertRouter:
             count += len(rows)
             if len(rows) < BATCH:
                 break
-        return count + flush(self.grouper, self, self.clock())
+        count += flush(self.grouper, self, self.clock())
+        self._write_round()
+        return count
+
+    def _write_round(self) -> None:
+        """Record what a round changed and is written once per round: the de-duplication
+        keys as they are now, the firing alerts seen again."""
+        self.firing.write_seen()
+        with self._keys_lock:
+            if not self._dirty_keys:
+                return
+            dirty, self._dirty_keys = self._dirty_keys, set()
+            saved = [(k, *self.keys[k]) for k in dirty if k in self.keys]
+            gone = [k for k in dirty if k not in self.keys]
+            self.writer.record(sql.write_keys, saved, gone)
 
     def _route_safely(self, alert: Alert) -> None:
         """One bad alert (a hook that set nonsense) is recorded ``failed``; others go on."""
@@ -237,8 +266,10 @@ class AlertRouter:
         return self.mutes.get(user, 0) > self.clock()
 
     def _forget_key(self, key: str) -> None:
-        if self.keys.pop(key, None) is not None:
-            self.writer.record(sql.delete_key, key)
+        with self._keys_lock:  # also from chat threads (``resolve``)
+            self._dirty_keys.discard(key)
+            if self.keys.pop(key, None) is not None:
+                self.writer.record(sql.delete_key, key)
 
     def count_repeat(self, alert: Alert, now: float) -> bool:
         """Whether ``alert`` repeats a key within its repeat interval (then counted)."""
@@ -299,7 +330,7 @@ class AlertRouter:
 
     def _set_key(self, key: str, last_sent: float, repeats: int, since: float | None) -> None:
         self.keys[key] = (last_sent, repeats, since)
-        self.writer.record(sql.save_key, key, last_sent, repeats, since)
+        self._dirty_keys.add(key)  # on the loop only; written at the round's end
 
     # --- chat controls (``bot.alerts``) ------------------------------------------------------
 
@@ -367,7 +398,7 @@ class AlertRouter:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await poll_loop(self.waker, POLL, self.route_pending, log, "route alerts")
+        await poll_loop(self.waker, POLL, lambda: self.route_pending(ROUND), log, "route alerts")
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[asyncio.Task[None]]:
@@ -382,7 +413,17 @@ class AlertRouter:
             yield task
             self.route_pending()
             flush(self.grouper, self, self.clock(), everything=True)  # groups still waiting
+            self._write_round()
 
 
 def _insert_routed(conn: Any, alert: Alert) -> None:
     alert.id = sql.insert_routed(conn, alert)
+
+
+def _insert_routed_many(conn: Any, calls: list[tuple[Alert]]) -> None:
+    alerts = [alert for (alert,) in calls]
+    for alert, id_ in zip(alerts, sql.insert_routed_many(conn, alerts), strict=True):
+        alert.id = id_
+
+
+_insert_routed.many = _insert_routed_many  # type: ignore[attr-defined]  # lcbot.message.run_ops

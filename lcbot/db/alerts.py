@@ -58,26 +58,55 @@ def take_grouped(db: sqlite3.Connection) -> list[tuple]:
     ).fetchall()
 
 
+_INSERT_ROUTED = (
+    "INSERT INTO alerts (created, text, level, title, key, resolved, source, state, outcome, "
+    "labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _outcome_json(outcome: dict[str, Any]) -> str:
+    if len(outcome) == 1 and "state" in outcome and isinstance(outcome["state"], str):
+        return _STATE_ONLY.get(outcome["state"]) or json.dumps(outcome)
+    return json.dumps(outcome)
+
+
+_STATE_ONLY = {s: json.dumps({"state": s}) for s in ("deduplicated", "silenced", "suppressed")}
+
+
+def _routed_row(alert: Any) -> tuple:
+    return (
+        alert.created,
+        alert.text,
+        alert.level,
+        alert.title,
+        alert.key,
+        int(alert.resolved),
+        alert.source,
+        alert.outcome.get("state", "failed"),
+        _outcome_json(alert.outcome),
+        _labels(alert),
+    )
+
+
 def insert_routed(db: sqlite3.Connection, alert: Any) -> int:
     """Store an alert the bot routed itself, with its outcome; returns its id."""
-    cursor = db.execute(
-        "INSERT INTO alerts "
-        "(created, text, level, title, key, resolved, source, state, outcome, labels) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            alert.created,
-            alert.text,
-            alert.level,
-            alert.title,
-            alert.key,
-            int(alert.resolved),
-            alert.source,
-            alert.outcome.get("state", "failed"),
-            json.dumps(alert.outcome),
-            _labels(alert),
-        ),
-    )
-    return int(cursor.lastrowid)
+    return int(db.execute(_INSERT_ROUTED, _routed_row(alert)).lastrowid)
+
+
+def insert_routed_many(db: sqlite3.Connection, alerts: list[Any]) -> list[int]:
+    """``insert_routed`` for many alerts in one ``executemany``; returns their ids, in order
+    (consecutive: the caller's transaction holds the write lock, ids only grow)."""
+    db.executemany(_INSERT_ROUTED, [_routed_row(a) for a in alerts])
+    last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return list(range(last - len(alerts) + 1, last + 1))
+
+
+def write_keys(
+    db: sqlite3.Connection, saved: list[tuple[str, float, int, float | None]], gone: list[str]
+) -> None:
+    """De-duplication keys as they are now: ``saved`` rows stored, ``gone`` keys deleted."""
+    db.executemany("INSERT OR REPLACE INTO alert_keys VALUES (?, ?, ?, ?)", saved)
+    db.executemany("DELETE FROM alert_keys WHERE key = ?", [(k,) for k in gone])
 
 
 def set_outcome(db: sqlite3.Connection, alert: Any) -> None:
@@ -86,7 +115,7 @@ def set_outcome(db: sqlite3.Connection, alert: Any) -> None:
         "UPDATE alerts SET state = ?, outcome = ?, text = ?, level = ? WHERE id = ?",
         (
             alert.outcome.get("state", "failed"),
-            json.dumps(alert.outcome),
+            _outcome_json(alert.outcome),
             alert.text,
             alert.level,
             alert.id,

@@ -37,6 +37,13 @@ def save(db: sqlite3.Connection, f: Any) -> None:
     db.execute(f"INSERT OR REPLACE INTO firing ({COLUMNS}) VALUES ({', '.join('?' * 14)})", _row(f))
 
 
+def touch(db: sqlite3.Connection, seen: list[tuple[int, float]]) -> None:
+    """Firing alerts seen again (de-duplicated): only ``last_seen`` changes, never back."""
+    db.executemany(
+        "UPDATE firing SET last_seen = max(last_seen, ?) WHERE id = ?", [(t, i) for i, t in seen]
+    )
+
+
 def resolve(db: sqlite3.Connection, firing_id: int, at: float, by: str | None) -> None:
     """Mark a firing alert resolved (``by``: who, None when its resolved alert came)."""
     db.execute(

@@ -22,13 +22,13 @@ import sys
 import time
 from typing import Any
 
+from lcbot.alert_store import AlertStore
 from lcbot.alerts import Alert, AlertSettings
 from lcbot.bot import Bot, BotCore
 from lcbot.commands import Registry
 from lcbot.config import Config
 from lcbot.controls import AlertControls, ApprovalControls, HeartbeatControls, RoomControls
-from lcbot.db import DB_NAME, Database, transaction
-from lcbot.db import alerts as alerts_sql
+from lcbot.db import DB_NAME, Database
 from lcbot.dispatch import Dispatcher
 from lcbot.drainer import Drainer, Pacing
 from lcbot.fallback import fallback_for
@@ -174,6 +174,7 @@ class App:
         ingress = IngressSettings.from_settings(settings["ingress"])
         if ingress.enabled:
             ingress.check_exposure(str(config.path))  # before anything starts
+        self.alert_store = AlertStore(self.db, self.router.submit_stored)
         self.ingress = (
             Ingress(
                 ingress,
@@ -223,12 +224,10 @@ class App:
 
     # --- worker-thread database work --------------------------------------------------------
 
-    def _store_alerts(self, alerts: list[Alert]) -> list[int]:
-        """Store alerts from the HTTP listener (one transaction); the router takes them."""
-        with self.db.worker() as conn, transaction(conn):
-            ids = alerts_sql.insert_new(conn, alerts)
-        self.router.waker.wake()
-        return ids
+    async def _store_alerts(self, alerts: list[Alert]) -> list[int] | None:
+        """Store alerts from the HTTP listener (a group commit on the loop, one savepoint per
+        request); the router takes them in memory. None: the database stayed locked."""
+        return await self.alert_store.store(alerts)
 
     def _attempt(self, contact: str, text: str) -> Any:
         with self.db.worker() as conn:

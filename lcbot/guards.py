@@ -52,9 +52,10 @@ def snapshot(hook: str, args: tuple) -> Any:
     """What a failing ``on_alert`` must put back: the alert's fields before it ran."""
     if hook != "on_alert" or not args:
         return None
-    state = dict(vars(args[0]))
-    if isinstance(state.get("recipients"), list):
-        state["recipients"] = list(state["recipients"])
+    state = args[0].__dict__.copy()  # shallow: only ``recipients`` is changed in place
+    recipients = state.get("recipients")
+    if recipients is not None and isinstance(recipients, list):
+        state["recipients"] = recipients.copy()
     return state
 
 

@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +114,7 @@ class Ingress:
     def __init__(
         self,
         settings: IngressSettings,
-        store: Callable[[list[Alert]], list[int]],
+        store: Callable[[list[Alert]], Awaitable[list[int] | None]],
         health: Callable[[], dict[str, Any]],
         beat: Callable[[str, float, float, str, str], float],
         jobs: JobExchange | None = None,
@@ -239,8 +239,9 @@ class Ingress:
             alerts = parse(await self._read_json(request))
         except BadRequest as exc:
             return self._refuse(request, exc)
-        ids = await self._stored(request, self.store, alerts)
+        ids = await self.store(alerts)
         if ids is None:
+            log.warning("could not store what %s sent: the database is locked", request.remote)
             return self._json_error(503, "the database is busy; retry")
         return web.json_response({"ids": ids}, status=202)
 

@@ -7,11 +7,11 @@ Routes reach users (``[alerts.routes]``) and group chats (``[[rooms]]``, by leve
 that sets ``alert.recipients`` names users and ``room:<id>`` groups instead.
 
 Alerts raised in this process (``bot.alert``, ``ctx.alert``) are handed over by ``submit``
-(any thread) and routed on the event loop at once; alerts stored by other processes
-(``lcbot alert``, the HTTP listener's worker threads) are rows in state ``new``, looked for
-every ``POLL`` seconds and at once when woken. An alert's record and outcome are written
-in the same commit as its messages, so a crash neither loses a routed alert nor routes a
-stored one twice.
+(any thread) and routed on the event loop at once, in rounds; alerts stored by other
+processes (``lcbot alert``) are rows in state ``new``, looked for every ``POLL`` seconds and
+at once when woken; the HTTP listener's are stored so (``lcbot.alert_store``), then routed
+from memory. An alert's record and outcome are written in the same commit as its messages,
+so a crash neither loses a routed alert nor routes a stored one twice.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from lcbot.inhibit import Inhibitor
 from lcbot.labels import format_labels
 from lcbot.oncall import put_first
 from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
+from lcbot.router_controls import ChatControls
 from lcbot.schema import LEVELS
 from lcbot.silencing import KEEP_ENDED, LabelSilences, delete_ended
 from lcbot.text import clean_text
@@ -46,7 +47,7 @@ log = logging.getLogger("lcbot.router")
 
 POLL = 0.5  # seconds between looks for alerts stored by other processes
 BATCH = 5000  # stored alerts taken per look
-ROUND = 500  # submitted alerts the router task routes per round (the loop goes on between)
+ROUND = 200  # submitted alerts the router task routes per round (the loop goes on between)
 
 
 class Writer(Protocol):
@@ -66,7 +67,7 @@ class People(Protocol):
     def reachable(self, user: User) -> bool: ...
 
 
-class AlertRouter:
+class AlertRouter(ChatControls):
     """Routes alerts on the event loop; ``submit`` and the chat controls work from any thread."""
 
     def __init__(
@@ -101,6 +102,7 @@ class AlertRouter:
         self._controls = threading.Lock()  # silences and mutes
         self._keys_lock = threading.Lock()  # de-duplication keys dropped from other threads
         self._dirty_keys: set[str] = set()  # keys changed this round, written at its end
+        self._taken: set[int] = set()  # stored alerts routed from memory (``submit_stored``)
         self.firing = Firing(settings, writer, self._now, self._forget_key)  # state, acks
         self.escalation = Escalator(self.firing, people, writer, self._muted, self._now)
 
@@ -129,10 +131,7 @@ class AlertRouter:
             self.waker.wake()
         return alert
 
-    @property
-    def submitted(self) -> int:
-        """Alerts submitted and not routed yet."""
-        return len(self._submitted)
+    submitted = property(lambda self: len(self._submitted), doc="alerts not routed yet")
 
     def route_pending(self, limit: int | None = None) -> int:
         """Route the submitted alerts (at most ``limit``: the router task routes in rounds of
@@ -155,6 +154,8 @@ class AlertRouter:
             for row in rows:
                 alert = alert_from_row(row)
                 self.last_seen = alert.id
+                if self._taken and self._take(alert.id):
+                    continue
                 self._route_safely(alert)
             count += len(rows)
             if len(rows) < BATCH:
@@ -164,8 +165,8 @@ class AlertRouter:
         return count
 
     def _write_round(self) -> None:
-        """Record what a round changed and is written once per round: the de-duplication
-        keys as they are now, the firing alerts seen again."""
+        """Record, once per round, the de-duplication keys as they are now and when firing
+        alerts were seen again."""
         self.firing.write_seen()
         with self._keys_lock:
             if not self._dirty_keys:
@@ -174,6 +175,15 @@ class AlertRouter:
             saved = [(k, *self.keys[k]) for k in dirty if k in self.keys]
             gone = [k for k in dirty if k not in self.keys]
             self.writer.record(sql.write_keys, saved, gone)
+
+    def _take(self, alert_id: int) -> bool:
+        """Whether a stored alert was routed from memory already (then forgotten here)."""
+        with self._lock:
+            if len(self._taken) > BATCH:  # routed, and their outcome committed: never seen
+                self._taken = {i for i in self._taken if i >= self.last_seen}
+            found = alert_id in self._taken
+            self._taken.discard(alert_id)
+            return found
 
     def _route_safely(self, alert: Alert) -> None:
         """One bad alert (a hook that set nonsense) is recorded ``failed``; others go on."""
@@ -184,11 +194,21 @@ class AlertRouter:
             alert.outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
             self._save(alert)
 
+    def submit_stored(self, alerts: list[Alert]) -> None:
+        """Route ``alerts``, stored in state ``new`` by this process (the HTTP listener), from
+        memory: the look for stored alerts skips them."""
+        with self._lock:
+            first = not self._submitted
+            self._submitted.extend(alerts)
+            self._taken.update(a.id for a in alerts)
+        if first:
+            self.waker.wake()
+
     def _save(self, alert: Alert) -> None:
         if alert.id:
             self.writer.record(sql.set_outcome, alert)
         else:
-            self.writer.record(_insert_routed, alert)
+            self.writer.record(sql.insert_routed_op, alert)
 
     # --- routing ----------------------------------------------------------------------------
 
@@ -231,9 +251,10 @@ class AlertRouter:
         if not isinstance(alert.text, str) or not alert.text:
             raise TypeError(f"a hook set alert.text to {alert.text!r}")
         alert.text = clean_text(alert.text)  # a hook may have added undecodable text
-        alert.title, alert.key = (
-            clean_text(v) if isinstance(v, str) else v for v in (alert.title, alert.key)
-        )
+        if isinstance(alert.title, str):
+            alert.title = clean_text(alert.title)
+        if isinstance(alert.key, str):
+            alert.key = clean_text(alert.key)
         if alert.recipients is not None and (
             not isinstance(alert.recipients, list | tuple)
             or not all(isinstance(r, str) for r in alert.recipients)
@@ -261,9 +282,6 @@ class AlertRouter:
 
     def _now(self) -> float:
         return self.clock()  # tests replace ``clock``
-
-    def _muted(self, user: str) -> bool:
-        return self.mutes.get(user, 0) > self.clock()
 
     def _forget_key(self, key: str) -> None:
         with self._keys_lock:  # also from chat threads (``resolve``)
@@ -324,44 +342,9 @@ class AlertRouter:
         entry = self.keys.get(key)
         return entry is not None and now - entry[0] < self.settings.repeat_interval
 
-    def _silenced(self, key: str, now: float) -> bool:
-        entry = self.silences.get(key)
-        return entry is not None and entry[0] > now
-
     def _set_key(self, key: str, last_sent: float, repeats: int, since: float | None) -> None:
         self.keys[key] = (last_sent, repeats, since)
         self._dirty_keys.add(key)  # on the loop only; written at the round's end
-
-    # --- chat controls (``bot.alerts``) ------------------------------------------------------
-
-    def silence(self, key: str, seconds: float, by: str) -> None:
-        until = self.clock() + seconds
-        with self._controls:
-            self.silences[key] = (until, by)
-            self.writer.record(sql.save_silence, key, until, by)
-
-    def unsilence(self, key: str) -> bool:
-        with self._controls:
-            self.writer.record(sql.delete_silence, key)
-            return self.silences.pop(key, None) is not None
-
-    def active_silences(self) -> list[tuple[str, float, str]]:
-        """``(key, until, by)`` of each silence in force, by key."""
-        now = self.clock()
-        with self._controls:
-            return sorted((k, u, b) for k, (u, b) in self.silences.items() if u > now)
-
-    def mute(self, user: str, seconds: float) -> float:
-        until = self.clock() + seconds
-        with self._controls:
-            self.mutes[user] = until
-            self.writer.record(sql.save_mute, user, until)
-        return until
-
-    def unmute(self, user: str) -> bool:
-        with self._controls:
-            self.writer.record(sql.delete_mute, user)
-            return self.mutes.pop(user, None) is not None
 
     # --- retention --------------------------------------------------------------------------
 
@@ -414,16 +397,3 @@ class AlertRouter:
             self.route_pending()
             flush(self.grouper, self, self.clock(), everything=True)  # groups still waiting
             self._write_round()
-
-
-def _insert_routed(conn: Any, alert: Alert) -> None:
-    alert.id = sql.insert_routed(conn, alert)
-
-
-def _insert_routed_many(conn: Any, calls: list[tuple[Alert]]) -> None:
-    alerts = [alert for (alert,) in calls]
-    for alert, id_ in zip(alerts, sql.insert_routed_many(conn, alerts), strict=True):
-        alert.id = id_
-
-
-_insert_routed.many = _insert_routed_many  # type: ignore[attr-defined]  # lcbot.message.run_ops

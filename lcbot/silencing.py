@@ -160,6 +160,8 @@ class LabelSilences:
 
     def silencing(self, labels: Mapping[str, str], now: float) -> Silence | None:
         """The silence in force that matches ``labels`` (the oldest), or None."""
+        if not self._silences:  # the usual case: no lock, no list
+            return None
         with self._lock:
             found = [s for s in self._silences.values() if s.active(now) and s.matches(labels)]
         return min(found, key=lambda s: (s.starts, s.id)) if found else None

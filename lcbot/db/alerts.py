@@ -43,6 +43,21 @@ def insert_new(db: sqlite3.Connection, alerts: Iterable[Any]) -> list[int]:
     return ids
 
 
+def insert_new_alone(db: sqlite3.Connection, alerts: Iterable[Any]) -> list[int]:
+    """``insert_new`` in a savepoint of the caller's transaction: if one row fails, none of
+    these alerts is stored (the exception goes on), and the transaction's other rows stay."""
+    db.execute("SAVEPOINT alone")
+    try:
+        ids = insert_new(db, alerts)
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK TO alone")
+            db.execute("RELEASE alone")
+        raise
+    db.execute("RELEASE alone")
+    return ids
+
+
 def take_new(db: sqlite3.Connection, after: int, limit: int) -> list[tuple]:
     """New alerts with an id above ``after``, oldest first, as ``ALERT_COLUMNS`` tuples."""
     return db.execute(
@@ -99,6 +114,20 @@ def insert_routed_many(db: sqlite3.Connection, alerts: list[Any]) -> list[int]:
     db.executemany(_INSERT_ROUTED, [_routed_row(a) for a in alerts])
     last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
     return list(range(last - len(alerts) + 1, last + 1))
+
+
+def insert_routed_op(db: sqlite3.Connection, alert: Any) -> None:
+    """``insert_routed`` as an outbox write: sets ``alert.id``."""
+    alert.id = insert_routed(db, alert)
+
+
+def _insert_routed_many(db: sqlite3.Connection, calls: list[tuple[Any]]) -> None:
+    alerts = [alert for (alert,) in calls]
+    for alert, id_ in zip(alerts, insert_routed_many(db, alerts), strict=True):
+        alert.id = id_
+
+
+insert_routed_op.many = _insert_routed_many  # type: ignore[attr-defined]  # lcbot.message.run_ops
 
 
 def write_keys(

@@ -201,7 +201,10 @@ class Ingress:
         from aiohttp import web
 
         try:  # over MAX_BODY: HTTPRequestEntityTooLarge → 413
-            raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+            if request.content.is_eof():  # all there (the usual small body): no timer task
+                raw = await request.read()
+            else:
+                raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
         except asyncio.TimeoutError:
             raise BadRequest(f"the body did not arrive within {BODY_TIMEOUT:.0f} s") from None
         except web.RequestPayloadError as exc:  # bad chunking, undecodable Content-Encoding

@@ -288,3 +288,53 @@ def test_bad_level_and_bad_routes(tmp_path):
         run(running_bot(tmp_path, config={"alerts": {"routes": {"info": "boss"}}}).__aenter__())
     with pytest.raises(ConfigError, match="unknown level"):
         run(running_bot(tmp_path, config={"alerts": {"routes": {"fatal": "user"}}}).__aenter__())
+
+
+def test_one_round_of_repeats_stores_keys_and_last_seen_as_in_memory(tmp_path):
+    """De-duplication keys and firing ``last_seen`` are written once per routing round;
+    after a restart they are what memory held: repeats counted, a resolved key gone."""
+
+    async def go():
+        async with running_bot(tmp_path) as bot:
+            await bot.alert("disk full", level="critical", key="disk")
+            await bot.alert("cpu hot", level="critical", key="cpu")
+            raiser = bot.app.bot("test")
+            for i in range(5):  # one round: submitted together, routed together
+                raiser.alert(f"disk full {i}", level="critical", key="disk")
+            raiser.alert("cpu fine", level="critical", key="cpu", resolved=True)
+            await bot.settle()
+            keys = dict(bot.app.router.keys)
+            (seen,) = [f.last_seen for f in bot.app.router.firing.listing()]
+            assert keys["disk"][1] == 5 and "cpu" not in keys
+        async with running_bot(tmp_path) as bot:
+            assert bot.app.router.keys == keys
+            (firing,) = bot.app.router.firing.listing()
+            assert (firing.ident, firing.last_seen) == ("disk", seen)
+            again = await bot.alert("disk full again", level="critical", key="disk")
+            assert bot.outcome(again)["state"] == "deduplicated"
+            assert bot.app.router.keys["disk"][1] == 6
+
+    run(go())
+
+
+def test_alerts_stored_by_this_process_and_taken_in_memory_are_routed_once(tmp_path):
+    """The HTTP listener's alerts are rows in state ``new`` handed to the router in
+    memory: the look for stored alerts skips them."""
+    from lcbot.alerts import make_alert
+    from lcbot.db import alerts as sql
+    from lcbot.db import transaction
+
+    async def go():
+        async with running_bot(tmp_path) as bot:
+            conn = bot.app.db.conn
+            taken = [make_alert("from http", level="critical")]
+            with transaction(conn):
+                (taken[0].id,) = sql.insert_new(conn, taken)
+                sql.insert_new(conn, [make_alert("from the cli", level="critical")])
+            bot.app.router.submit_stored(taken)
+            await bot.settle()
+            assert bot.lines("user1") == ["CRITICAL from http", "CRITICAL from the cli"]
+            assert bot.outcome(taken[0])["state"] == "delivered"
+            assert not bot.app.router._taken
+
+    run(go())

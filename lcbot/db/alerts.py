@@ -140,16 +140,20 @@ def write_keys(
 
 def set_outcome(db: sqlite3.Connection, alert: Any) -> None:
     """Record how a stored alert was routed (hooks may have changed its text and level)."""
-    db.execute(
+    _set_outcomes(db, [(alert,)])
+
+
+def _set_outcomes(db: sqlite3.Connection, calls: list[tuple[Any]]) -> None:
+    db.executemany(
         "UPDATE alerts SET state = ?, outcome = ?, text = ?, level = ? WHERE id = ?",
-        (
-            alert.outcome.get("state", "failed"),
-            _outcome_json(alert.outcome),
-            alert.text,
-            alert.level,
-            alert.id,
-        ),
+        [
+            (a.outcome.get("state", "failed"), _outcome_json(a.outcome), a.text, a.level, a.id)
+            for (a,) in calls
+        ],
     )
+
+
+set_outcome.many = _set_outcomes  # type: ignore[attr-defined]  # lcbot.message.run_ops
 
 
 def outcome(db: sqlite3.Connection, alert_id: int) -> dict[str, Any] | None:

@@ -16,8 +16,8 @@ may only bind a loopback address. ``/jobs/exchange`` takes the job token instead
 (``[ingress] job_token_env``, default ``LCBOT_JOB_TOKEN``; neither token opens the other's
 routes); without one remote jobs are off and it answers 403 saying so. Bad input answers
 400 naming the field (413 over 1 MiB) and queues nothing: alerts of one request are
-stored in one transaction. An Alertmanager entry never fails its batch (only a body that
-is not a webhook gets 400); a 500 means an internal error, logged.
+stored together (one savepoint). An Alertmanager entry never fails its batch (only a body
+that is not a webhook gets 400); a 500 means an internal error, logged.
 ``lcbot.ingress_guard`` limits the connections.
 """
 
@@ -106,10 +106,11 @@ class IngressSettings:
 
 
 class Ingress:
-    """The HTTP listener, on the bot's event loop. ``store`` keeps a request's alerts in
-    one transaction and ``beat`` stores a heartbeat's beat, returning when it is due next
-    (both blocking: they run in a worker thread); ``health`` answers /healthz. Its
-    connections are limited by an ``ingress_guard.ConnectionGuard``."""
+    """The HTTP listener, on the bot's event loop. ``store`` keeps a request's alerts
+    together (awaited: ``lcbot.alert_store``, None when the database stayed locked) and
+    ``beat`` stores a heartbeat's beat, returning when it is due next (blocking: in a worker
+    thread); ``health`` answers /healthz. Its connections are limited by an
+    ``ingress_guard.ConnectionGuard``."""
 
     def __init__(
         self,

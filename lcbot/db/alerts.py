@@ -213,14 +213,6 @@ def load_keys(db: sqlite3.Connection) -> list[tuple[str, float, int, float | Non
     return db.execute("SELECT key, last_sent, repeats, first_repeat FROM alert_keys").fetchall()
 
 
-def save_key(
-    db: sqlite3.Connection, key: str, last_sent: float, repeats: int, since: float | None
-) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO alert_keys VALUES (?, ?, ?, ?)", (key, last_sent, repeats, since)
-    )
-
-
 def delete_key(db: sqlite3.Connection, key: str) -> None:
     db.execute("DELETE FROM alert_keys WHERE key = ?", (key,))
 

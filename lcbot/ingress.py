@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import importlib
 import ipaddress
 import json
 import logging
@@ -150,6 +151,7 @@ class Ingress:
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
         """Answer requests on the bound socket until the block ends."""
+        await asyncio.to_thread(importlib.import_module, "aiohttp.web")  # not on the loop
         from aiohttp import web
 
         assert self._sock is not None, "bound() first"

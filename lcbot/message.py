@@ -13,7 +13,7 @@ from typing import Any
 from lcbot.db import outbox as sql
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``.
 

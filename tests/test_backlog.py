@@ -110,3 +110,14 @@ def test_backlog_drop_of_messages_not_at_the_front():
     assert [e[1] for e in backlog.queue("bob")] == [2, 5]
     backlog.drop("bob", [backlog.queue("bob")[0][2], messages[4]])
     assert "bob" not in backlog.queues and backlog._stored == {}
+
+
+def test_start_counts_and_recipients_with_pending_rows(tmp_path):
+    db, box = filled(tmp_path, [("bob", 0), ("eve", 1), ("al", 0), ("bob", 2), ("zed", 0)])
+    box.mark_sent([3])
+    box.mark_failed(Message(5, "zed", "m5"), "no", dead=True)
+    assert box.flush()
+    assert db.conn is not None
+    assert sorted(sql.pending_recipients(db.conn)) == ["bob", "eve"]
+    assert sql.counts(db.conn) == {"pending": 3, "sent": 1, "dead": 1, "retry": 0}
+    db.close()

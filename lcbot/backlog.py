@@ -114,15 +114,19 @@ class Backlog:
             return
         queue = self.queues[recipient]
         count = len(messages)
-        if count <= len(queue) and all(queue[i][2] is m for i, m in enumerate(messages)):
+        front = queue[:count]
+        if len(front) == count and all(e[2] is m for e, m in zip(front, messages, strict=True)):
             del queue[:count]  # the usual case: the front of the queue went
         else:
             gone = {m.id for m in messages}
             queue[:] = [entry for entry in queue if entry[1] not in gone]
-        counted = self._counted
-        before = len(counted)
-        counted.difference_update(m.id for m in messages)
-        self._stored[recipient] = self._stored.get(recipient, 0) - (before - len(counted))
+        counted, stored = self._counted, 0
+        for m in messages:
+            if m.id in counted:
+                counted.discard(m.id)
+                stored += 1
         if not queue:
             del self.queues[recipient]
             self._stored.pop(recipient, None)
+        elif stored:
+            self._stored[recipient] -= stored

@@ -311,8 +311,9 @@ class Drainer:
                 batch = self.receipts.mark_part(carried[0])
                 if carried[0].stored:
                     self.uncommitted[recipient] = batch
-            for m in done:
-                self.parts.pop(m.id, None)
+            if self.parts:
+                for m in done:
+                    self.parts.pop(m.id, None)
             # reported at once: a commit while a later send is awaited must carry this mark
             if done:
                 batch = self.receipts.mark_sent([m.id for m in done])

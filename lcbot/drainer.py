@@ -311,16 +311,14 @@ class Drainer:
                 batch = self.receipts.mark_part(carried[0])
                 if carried[0].stored:
                     self.uncommitted[recipient] = batch
-            if self.parts:
-                for m in done:
-                    self.parts.pop(m.id, None)
+            for m in done:
+                self.parts.pop(m.id, None)
             # reported at once: a commit while a later send is awaited must carry this mark
             if done:
                 batch = self.receipts.mark_sent([m.id for m in done])
                 if any(m.stored for m in done):  # a crash now would repeat it: await the mark
                     self.uncommitted[recipient] = batch
-                if carried[0].file is not None:  # a file goes alone
-                    self.sent_files.append((batch, carried[0].file))
+                self.sent_files += [(batch, m.file) for m in done if m.file is not None]
             self._drop(recipient, done)
         return sends
 

@@ -61,15 +61,16 @@ class Backlog:
             if edge is None or key > edge:
                 return  # it waits in the database; loaded in its turn
         queue = self.queues.setdefault(recipient, [])
-        bisect.insort(queue, (message.priority, message.id, message))
+        entry = (message.priority, message.id, message)
+        if not queue or queue[-1] < entry:
+            queue.append(entry)  # the usual case: the newest of its priority
+        else:
+            bisect.insort(queue, entry)
         if message.stored:
-            self._count(recipient, message.id)
+            self._counted.add(message.id)
+            self._stored[recipient] = self._stored.get(recipient, 0) + 1
             if self._stored[recipient] > self.window:
                 self._evict(recipient, queue)
-
-    def _count(self, recipient: str, message_id: int) -> None:
-        self._counted.add(message_id)
-        self._stored[recipient] = self._stored.get(recipient, 0) + 1
 
     def _evict(self, recipient: str, queue: list) -> None:
         """Send the least urgent stored message back to the database."""
@@ -91,12 +92,17 @@ class Backlog:
         if len(rows) < want:
             del self.edges[recipient]  # all of it is in memory now
         queue = self.queues.setdefault(recipient, [])
-        held = {entry[1] for entry in queue}  # (a reply sent unstored, stored since)
-        for message in rows:
-            if message.id in held:
-                continue
-            bisect.insort(queue, (message.priority, message.id, message))
-            self._count(recipient, message.id)
+        entries = [(m.priority, m.id, m) for m in rows]
+        if queue:  # skip the rows of replies sent unstored and stored since (held here)
+            held = {entry[1] for entry in queue}
+            entries = [entry for entry in entries if entry[1] not in held]
+        self._counted.update(entry[1] for entry in entries)
+        self._stored[recipient] = self._stored.get(recipient, 0) + len(entries)
+        if queue and entries and entries[0] < queue[-1]:  # unstored ones sort after: merge
+            queue += entries
+            queue.sort()  # two sorted runs: linear
+        else:
+            queue += entries
         if not queue:
             del self.queues[recipient]
         if rows and recipient in self.edges:
@@ -106,14 +112,21 @@ class Backlog:
         """Forget sent (or dead) messages."""
         if not messages:
             return
-        gone = {m.id for m in messages}
         queue = self.queues[recipient]
-        kept = [entry for entry in queue if entry[1] not in gone]
-        counted = gone & self._counted
-        self._counted -= counted
-        self._stored[recipient] = self._stored.get(recipient, 0) - len(counted)
-        if kept:
-            self.queues[recipient] = kept
+        count = len(messages)
+        front = queue[:count]
+        if len(front) == count and all(e[2] is m for e, m in zip(front, messages, strict=True)):
+            del queue[:count]  # the usual case: the front of the queue went
         else:
+            gone = {m.id for m in messages}
+            queue[:] = [entry for entry in queue if entry[1] not in gone]
+        counted, stored = self._counted, 0
+        for m in messages:
+            if m.id in counted:
+                counted.discard(m.id)
+                stored += 1
+        if not queue:
             del self.queues[recipient]
             self._stored.pop(recipient, None)
+        elif stored:
+            self._stored[recipient] -= stored

@@ -255,15 +255,16 @@ class Drainer:
             return parts[0], ([first] if len(parts) == 1 else []), [first]
         if not self.pacing.coalesce:
             return first.text, [first], [first]
-        texts, done, size = [], [], -1
+        texts, done, size, parts = [], [], -1, self.parts
         for _, _, m in queue:
-            if size + 1 + len(m.text) > limit or m.id in self.parts or m.file is not None:
+            text = m.text
+            size += 1 + len(text)
+            if size > limit or m.file is not None or (parts and m.id in parts):
                 break
             if unstored_only and m.stored:
                 break
-            texts.append(m.text)
+            texts.append(text)
             done.append(m)
-            size += 1 + len(m.text)
         return "\n".join(texts), done, done
 
     async def send_round(self) -> int:

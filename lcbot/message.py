@@ -13,7 +13,7 @@ from typing import Any
 from lcbot.db import outbox as sql
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One outgoing message. ``recipient`` is a user name or ``room:<id>`` / ``contact:<id>``.
 
@@ -75,11 +75,14 @@ class Writes:
         return bool(self.new or self.sent or self.failed or self.parts or self.ops)
 
     def write(self, conn: sqlite3.Connection, now: float) -> None:
-        sql.insert(conn, self.new)
+        if self.new:  # (an empty executemany still prepares its statement)
+            sql.insert(conn, self.new)
         run_ops(conn, self.ops)
-        sql.mark_parts(conn, self.parts)
+        if self.parts:
+            sql.mark_parts(conn, self.parts)
         # failures first: a message that failed, then was sent, ends up sent
-        sql.mark_failed(conn, self.failed)
+        if self.failed:
+            sql.mark_failed(conn, self.failed)
         if self.sent:
             sql.mark_sent(conn, self.sent, now)
 

@@ -79,7 +79,10 @@ class Outbox:
     ) -> None:
         """Queue a message. It is stored by the next commit, then sent. (``file`` and
         ``file_size``: a file message, see ``put_file``.)"""
-        text, recipient = clean_text(text), clean_text(recipient)
+        if not text.isascii():  # ASCII is always storable (isascii costs nothing)
+            text = clean_text(text)
+        if not recipient.isascii():
+            recipient = clean_text(recipient)
         if self.max_text is not None and len(text) > self.max_text:
             text = truncate(text, self.max_text)
         with self._lock:

@@ -31,8 +31,15 @@ def next_id(db: sqlite3.Connection) -> int:
 
 
 def pending_recipients(db: sqlite3.Connection) -> list[str]:
-    """Who has pending rows (at start: the drainer reads each one's backlog in windows)."""
-    rows = db.execute("SELECT DISTINCT recipient FROM outbox WHERE state = 'pending'")
+    """Who has pending rows (at start: the drainer reads each one's backlog in windows); one
+    index seek per recipient (a skip scan), not a walk over every pending row."""
+    rows = db.execute(
+        "WITH RECURSIVE who(name) AS ("
+        "SELECT min(recipient) FROM outbox WHERE state = 'pending' UNION ALL "
+        "SELECT (SELECT min(recipient) FROM outbox WHERE state = 'pending' "
+        "AND recipient > who.name) FROM who WHERE who.name IS NOT NULL) "
+        "SELECT name FROM who WHERE name IS NOT NULL"
+    )
     return [recipient for (recipient,) in rows]
 
 
@@ -47,31 +54,48 @@ def pending_counts(db: sqlite3.Connection) -> dict[str, int]:
 def pending_for(
     db: sqlite3.Connection, recipient: str, after: tuple[int, int] | None, limit: int
 ) -> list[tuple]:
-    """The next ``limit`` pending rows of ``recipient`` by (priority, id) after ``after``."""
+    """The next ``limit`` pending rows of ``recipient`` by (priority, id) after ``after``:
+    the rest of ``after``'s priority, then the higher ones (two index ranges: a row-value
+    comparison would scan the index from the recipient's first row)."""
     priority, last = after if after is not None else (-1, 0)
-    return db.execute(
-        f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND recipient = ? "
-        "AND (priority, id) > (?, ?) ORDER BY priority, id LIMIT ?",
-        (recipient, priority, last, limit),
-    ).fetchall()
+    select = f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND recipient = ? "
+    rows = []
+    if after is not None:
+        rows = db.execute(
+            select + "AND priority = ? AND id > ? ORDER BY id LIMIT ?",
+            (recipient, priority, last, limit),
+        ).fetchall()
+    if len(rows) < limit:
+        rows += db.execute(
+            select + "AND priority > ? ORDER BY priority, id LIMIT ?",
+            (recipient, priority, limit - len(rows)),
+        ).fetchall()
+    return rows
 
 
 def pending_after(db: sqlite3.Connection, recipient: str, after: tuple[int, int] | None) -> int:
-    """How many pending rows of ``recipient`` sort after ``after`` (an index range count:
+    """How many pending rows of ``recipient`` sort after ``after`` (two index range counts:
     the drainer asks once, when a hold is about to start)."""
     priority, last = after if after is not None else (-1, 0)
     (count,) = db.execute(
-        "SELECT count(*) FROM outbox WHERE state = 'pending' AND recipient = ? "
-        "AND (priority, id) > (?, ?)",
+        "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending' AND recipient = ?1 "
+        "AND priority = ?2 AND id > ?3) + (SELECT count(*) FROM outbox "
+        "WHERE state = 'pending' AND recipient = ?1 AND priority > ?2)",
         (recipient, priority, last),
     ).fetchone()
     return count
 
 
 def counts(db: sqlite3.Connection) -> dict[str, int]:
-    """Rows per state (a full count: at start only; the bot keeps them in memory after)."""
-    found = dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
-    return {state: found.get(state, 0) for state in STATES}
+    """Rows per state (at start only; the bot keeps them in memory after): the open states
+    from their partial indexes, ``sent`` the rest of the table's count."""
+    found = {
+        state: db.execute(f"SELECT count(*) FROM outbox WHERE state = '{state}'").fetchone()[0]
+        for state in OPEN_STATES
+    }
+    (total,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+    found["sent"] = total - sum(found.values())
+    return {state: found[state] for state in STATES}
 
 
 def last_sent_at(db: sqlite3.Connection) -> float | None:
@@ -111,12 +135,39 @@ def mark_parts(db: sqlite3.Connection, rows: Iterable[tuple[int, int]]) -> None:
     db.executemany("UPDATE outbox SET parts_sent = ? WHERE id = ?", rows)
 
 
-def mark_sent(db: sqlite3.Connection, ids: list[int], at: float) -> None:
-    db.execute(
-        "UPDATE outbox SET state = 'sent', sent_at = ? "
-        "WHERE id IN (SELECT value FROM json_each(?))",
-        (at, json.dumps(ids)),
-    )
+RUN = 4  # ids in a row that are marked with one range (cheaper than a lookup each)
+
+
+def id_runs(ids: Iterable[int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """``ids`` as ranges ``(first, last)`` of at least ``RUN`` consecutive ids, and the rest."""
+    ranges: list[tuple[int, int]] = []
+    single: list[int] = []
+    ordered = sorted(set(ids))
+    start = 0
+    for i in range(1, len(ordered) + 1):
+        if i == len(ordered) or ordered[i] != ordered[i - 1] + 1:
+            if i - start >= RUN:
+                ranges.append((ordered[start], ordered[i - 1]))
+            else:
+                single += ordered[start:i]
+            start = i
+    return ranges, single
+
+
+def mark_sent(db: sqlite3.Connection, ids: Iterable[int], at: float) -> None:
+    """Consecutive ids go as id ranges (a backlog, a batch of replies), the rest as a list."""
+    ranges, single = id_runs(ids)
+    if ranges:
+        db.executemany(
+            "UPDATE outbox SET state = 'sent', sent_at = ? WHERE id BETWEEN ? AND ?",
+            [(at, first, last) for first, last in ranges],
+        )
+    if single:
+        db.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ? "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (at, json.dumps(single)),
+        )
 
 
 def has_retries(db: sqlite3.Connection) -> bool:

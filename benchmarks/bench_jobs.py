@@ -5,8 +5,8 @@ and real job processes (``lcbot.job``). A round trip is one chat message in
 (``transport.inject("me", "bench echo:N")``) → the handler in the job process → the
 reply ``pong N`` handed to the transport's ``send``; one at a time, after a warm-up, over
 the local socket and over HTTP (``POST /jobs/exchange``, long poll), and for comparison
-the same command as an in-process plugin (the floor of any reply: the outbox's 5 ms
-group-commit window, the commit, the drainer). Each figure is the
+the same command as an in-process plugin (the floor of any reply: the outbox's group
+commit, the drainer). Each figure is the
 median of RUNS runs (their range in brackets); CPU is the bot's process time and the job
 process's (utime + stime) per round trip. Then FLEET jobs connect from one process (each
 with a command and a status): the bot's extra RSS, and its CPU while they sit idle.

@@ -34,7 +34,6 @@ from lcbot.text import clean_text, truncate
 
 log = logging.getLogger("lcbot.outbox")
 
-FLUSH_DELAY = 0.005  # seconds: group-commit window (fewer, larger transactions; ≤ 5 ms latency)
 RETRY_POLL = 0.5  # seconds between looks for rows `lcbot outbox retry` marked
 MAX_BACKOFF = 0.5  # seconds between commit attempts while the database is locked
 VOLATILE_KINDS = ("reply", "notice")  # may be sent before they are stored (lock held)
@@ -329,9 +328,10 @@ class Outbox:
                 self._release_volatile()
                 continue
             if not self._backoff:
-                # new messages: let a burst of puts join this batch; only the drainer's
-                # marks: it waits for them to send on (one loop turn joins a send round)
-                await asyncio.sleep(FLUSH_DELAY if self._new or self._ops else 0)
+                # group commit: everything put during this loop turn (a burst of messages
+                # handled together, a send round's marks) joins one transaction; a lone
+                # reply is stored at once instead of waiting out a fixed window
+                await asyncio.sleep(0)
             self._commit(loop)
 
     def _commit(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -21,6 +21,7 @@ from lcbot.db import alerts as alerts_sql
 from lcbot.db import heartbeats as heartbeats_sql
 from lcbot.retention import BATCH
 from lcbot.testing import Harness, running_bot
+from lcbot.transports.memory import MemoryTransport
 from tests.procs import lcbot, make_project, query
 
 TEAM = {"root1": "root", "admin1": "admin", "user1": "user"}
@@ -215,14 +216,19 @@ def test_retention_deletes_old_history_in_batches_never_pending_rows(tmp_path):
     seed_history(tmp_path / "data" / DB_NAME, now)
     config = {"storage": {"keep": "30d"}, "alerts": {"repeat_interval": 600}}
 
+    class Down(MemoryTransport):  # WeChat is down: the old pending row stays pending
+        async def start(self, on_message):
+            self.on_message = on_message
+
     async def go():
-        bot = Harness(tmp_path, users=TEAM, config=config)
+        bot = Harness(tmp_path, users=TEAM, config=config, transport=Down())
         await bot.start()
         try:
             app = bot.app
             assert app.outbox.counts["sent"] == BATCH * 2 + 100
             assert await app.retention.round() > BATCH * 2  # several batches in one round
-            assert app.outbox.counts == {"pending": 1, "sent": 1, "dead": 0, "retry": 0}
+            # pending: the old row, and the message of the alert "old new" routed at start
+            assert app.outbox.counts == {"pending": 2, "sent": 1, "dead": 0, "retry": 0}
             assert set(app.router.keys) == {"counting"}  # quiet and ancient keys expired
         finally:
             await bot.stop()

@@ -28,11 +28,13 @@ class Policy:
         self.denier = threading.local()  # .name: the plugin whose authorize denied
         self._has_authorize: bool | None = None
         self._verdicts: dict[tuple, tuple[bool, float]] = {}
+        self._lists: dict[tuple, tuple[list[Any], list[Any], float]] = {}
 
     def changed(self) -> None:
         """Plugins were loaded or disabled: forget what was worked out."""
         self._has_authorize = None
         self._verdicts.clear()
+        self._lists.clear()
 
     @property
     def has_authorize(self) -> bool:
@@ -87,8 +89,21 @@ class Policy:
         return verdict
 
     def allowed_users(self, users: list[Any], command: Any, extra: str | None) -> list[Any]:
-        """The users among ``users`` that may run ``command`` (one call for many users)."""
+        """The users among ``users`` that may run ``command`` (one call for many users;
+        without ``extra``, the answer for one list object is kept like ``allowed``'s and
+        shared: do not change it)."""
         if not self.has_authorize:
             least = command.pri
             return [u for u in users if u.pri <= least]
-        return [u for u in users if self.allowed(u, command, extra)]
+        if extra is not None or self.vetoes:
+            return [u for u in users if self.allowed(u, command, extra)]
+        key = (id(users), command.name, command.pri, command.plugin)
+        now = time.monotonic()
+        kept = self._lists.get(key)
+        if kept is not None and kept[0] is users and kept[2] > now:
+            return kept[1]
+        allowed = [u for u in users if self.allowed(u, command, None)]
+        if len(self._lists) >= VERDICTS:
+            self._lists.clear()
+        self._lists[key] = (users, allowed, now + VERDICT_TTL)
+        return allowed

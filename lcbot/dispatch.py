@@ -290,6 +290,7 @@ class Dispatcher:
     def _notify_set(self, invocation: Invocation) -> None:
         user, command, extra = invocation.user, invocation.command, invocation.extra
         notice = f"{user.name} set {command.name}: {quote(extra or '')}"
-        others = [o for o in self.people.reachable_users() if o.name != user.name]
-        for other in self.allowed_users(others, command, None):  # may they run it at all
-            self.say(other.name, notice, "notice")
+        # who may run it at all (asked for the whole roster: the answer is kept a second)
+        for other in self.allowed_users(self.people.reachable_users(), command, None):
+            if other.name != user.name:
+                self.say(other.name, notice, "notice")

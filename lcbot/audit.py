@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from lcbot.db import Database
 from lcbot.db import audit as sql
-from lcbot.db.batches import expire_step
+from lcbot.db.batches import Expiry
 
 EXTRA = 200  # characters of a command's extra text kept
 ALLOWED, DENIED = "allowed", "denied"
@@ -45,7 +45,7 @@ class Audit:
         self.transport = transport
         self.keep = keep
         self.clock = clock
-        self._expire_after: int | None = None
+        self._expiry = Expiry(sql.delete_old)
 
     def log(
         self,
@@ -75,13 +75,7 @@ class Audit:
 
     def expire(self, now: float, limit: int) -> tuple[int, bool]:
         """Retention: delete rows older than ``keep`` (looking at ``limit``)."""
-        step = expire_step(
-            self._db.conn, sql.delete_old, now - self.keep, limit, self._expire_after
-        )
-        if step is None:
-            return 0, False
-        gone, self._expire_after = step
-        return gone, self._expire_after is not None
+        return self._expiry.step(self._db.conn, now - self.keep, limit)
 
 
 def line(row: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 from lcbot.asyncutil import background
 from lcbot.db import Database
 from lcbot.db import metrics as sql
-from lcbot.db.batches import expire_step
+from lcbot.db.batches import Expiry
 from lcbot.text import quote
 
 log = logging.getLogger("lcbot.metrics")
@@ -86,7 +86,7 @@ class Metrics:
         self.clock = clock
         self._series: dict[tuple[str, str], _Series] = {}
         self._lock = threading.Lock()
-        self._expire_after: int | None = None
+        self._expiry = Expiry(sql.delete_old)
         self._refused_at = -math.inf  # when a refused series was last logged
         self.dropped = 0  # points not stored (late, too old, not finite, too many series)
 
@@ -200,13 +200,7 @@ class Metrics:
 
     def expire(self, now: float, limit: int) -> tuple[int, bool]:
         """Delete points older than ``keep`` (looking at ``limit``); (deleted, more left)."""
-        step = expire_step(
-            self._db.conn, sql.delete_old, now - self.keep, limit, self._expire_after
-        )
-        if step is None:
-            return 0, False
-        gone, self._expire_after = step
-        return gone, self._expire_after is not None
+        return self._expiry.step(self._db.conn, now - self.keep, limit)
 
     async def _run(self) -> None:
         while True:

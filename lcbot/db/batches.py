@@ -45,3 +45,22 @@ def expire_step(
             return delete_old(conn, before, limit, after or 0)
     except Busy:
         return None
+
+
+class Expiry:
+    """Retention of one table in batches (``delete_old`` as for ``expire_step``),
+    remembering where the last batch stopped."""
+
+    def __init__(
+        self, delete_old: Callable[[sqlite3.Connection, float, int, int], tuple[int, int | None]]
+    ) -> None:
+        self.delete_old = delete_old
+        self.after: int | None = None
+
+    def step(self, conn: sqlite3.Connection | None, before: float, limit: int) -> tuple[int, bool]:
+        """Delete rows older than ``before`` (looking at ``limit``): (deleted, more left)."""
+        step = expire_step(conn, self.delete_old, before, limit, self.after)
+        if step is None:
+            return 0, False
+        gone, self.after = step
+        return gone, self.after is not None

@@ -87,6 +87,10 @@ def test_a_file_waiting_at_kill_9_is_delivered_after_the_restart(tmp_path):
             lambda: query(project, "SELECT state FROM outbox WHERE file IS NULL") == [("sent",)],
             "the text's sent mark stored",
         )
+        wait_until(  # the file is copied (and synced) after "first" went: its row follows
+            lambda: query(project, "SELECT 1 FROM outbox WHERE file IS NOT NULL"),
+            "the file's row stored",
+        )
         rows = query(
             project, "SELECT text, state, file, file_size FROM outbox WHERE file IS NOT NULL"
         )

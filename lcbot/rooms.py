@@ -10,12 +10,13 @@ raw TOML document, so keys lcbot does not know survive every edit.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from lcbot.errors import ConfigError, UsageError
 from lcbot.schema import LEVELS
-from lcbot.users import check_identifier
+from lcbot.users import Directory, User, check_identifier
 
 MAX_TOPIC = 200  # characters of a stored topic
 RANK = {level: i for i, level in enumerate(LEVELS)}  # info 0 < warning 1 < critical 2
@@ -111,6 +112,34 @@ def find_room(rooms: list[Room], room_id: str) -> Room | None:
 
 
 # --- edits on the raw TOML document -------------------------------------------------------
+
+
+def named_recipients(
+    names: Iterable[str], directory: Directory, rooms: Iterable[Room], level: str
+) -> tuple[list[User], list[Room], list[str]]:
+    """The users and rooms a hook's ``alert.recipients`` names (each once, in order), and
+    the names matching neither. A ``room:<id>`` reaches that group whether or not
+    lcbot.toml lists it (then at ``level``)."""
+    users: list[User] = []
+    chosen: list[Room] = []
+    unknown: list[str] = []
+    for name in dict.fromkeys(names):
+        if name.startswith(PREFIX):
+            room_id = name[len(PREFIX) :]
+            try:
+                check_room_id(room_id)
+            except InvalidRoom:
+                unknown.append(name)
+                continue
+            room = find_room(list(rooms), room_id) or Room(room_id, level)
+            if room not in chosen:
+                chosen.append(room)
+        elif (user := directory.by_name(name)) is not None:
+            if user not in users:
+                users.append(user)
+        else:
+            unknown.append(name)
+    return users, chosen, unknown
 
 
 def set_room(doc: dict[str, Any], room_id: str, level: str, topic: str | None) -> Room:

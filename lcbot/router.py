@@ -36,7 +36,7 @@ from lcbot.grouping import Grouper, flush
 from lcbot.inhibit import Inhibitor
 from lcbot.labels import format_labels
 from lcbot.oncall import put_first
-from lcbot.rooms import PREFIX, InvalidRoom, Room, check_room_id, find_room
+from lcbot.rooms import Room, named_recipients
 from lcbot.router_controls import ChatControls
 from lcbot.schema import LEVELS
 from lcbot.silencing import KEEP_ENDED, LabelSilences, delete_ended
@@ -48,6 +48,7 @@ log = logging.getLogger("lcbot.router")
 POLL = 0.5  # seconds between looks for alerts stored by other processes
 BATCH = 5000  # stored alerts taken per look
 ROUND = 200  # submitted alerts the router task routes per round (the loop goes on between)
+ROUND_MESSAGES = 250  # messages a round puts at most (so a commit stays short): then it ends
 
 
 class Writer(Protocol):
@@ -103,6 +104,7 @@ class AlertRouter(ChatControls):
         self._keys_lock = threading.Lock()  # de-duplication keys dropped from other threads
         self._dirty_keys: set[str] = set()  # keys changed this round, written at its end
         self._taken: set[int] = set()  # stored alerts routed from memory (``submit_stored``)
+        self._puts = 0  # messages put this round (``ROUND_MESSAGES``)
         self.firing = Firing(settings, writer, self._now, self._forget_key)  # state, acks
         self.escalation = Escalator(self.firing, people, writer, self._muted, self._now)
 
@@ -134,35 +136,47 @@ class AlertRouter(ChatControls):
     submitted = property(lambda self: len(self._submitted), doc="alerts not routed yet")
 
     def route_pending(self, limit: int | None = None) -> int:
-        """Route the submitted alerts (at most ``limit``: the router task routes in rounds of
-        ``ROUND``, the next one soon, so the loop and the outbox's flush go on between) and
-        every newly stored alert; returns how many."""
+        """Route the submitted alerts and every newly stored alert; returns how many. With a
+        ``limit`` (the router task: rounds of ``ROUND``) a round ends after that many alerts
+        or once it has put ``ROUND_MESSAGES`` messages, and the next one comes after a loop
+        turn: the loop and the outbox's commit go on between, and each commit stays short."""
         with self._lock:
             batch = self._submitted
             if limit is not None and len(batch) > limit:
                 batch = deque(batch.popleft() for _ in range(limit))
-                asyncio.get_running_loop().call_soon(self.waker.wake)  # after a loop turn
             else:
                 self._submitted = deque()
-        for alert in batch:
-            self._route_safely(alert)
-        count = len(batch)
+        self._puts, count = 0, 0
+        while batch and not self._full(limit):
+            self._route_safely(batch.popleft())
+            count += 1
+        if batch:  # the budget ran out: the rest goes first next round
+            with self._lock:
+                self._submitted.extendleft(reversed(batch))
         conn = self.db.conn
         assert conn is not None
         self.label_silences.refresh(conn)  # the CLI's changes
-        while rows := sql.take_new(conn, self.last_seen, BATCH):
+        while not self._full(limit) and (rows := sql.take_new(conn, self.last_seen, BATCH)):
             for row in rows:
+                if self._full(limit):
+                    break
                 alert = alert_from_row(row)
                 self.last_seen = alert.id
+                count += 1
                 if self._taken and self._take(alert.id):
                     continue
                 self._route_safely(alert)
-            count += len(rows)
             if len(rows) < BATCH:
                 break
+        if limit is not None and (self._full(limit) or len(self._submitted)):
+            asyncio.get_running_loop().call_soon(self.waker.wake)  # after a loop turn
         count += flush(self.grouper, self, self.clock())
         self._write_round()
         return count
+
+    def _full(self, limit: int | None) -> bool:
+        """Whether this round has used its budget of messages (never without a limit)."""
+        return limit is not None and self._puts >= ROUND_MESSAGES
 
     def _write_round(self) -> None:
         """Record, once per round, the de-duplication keys as they are now and when firing
@@ -220,24 +234,7 @@ class AlertRouter(ChatControls):
             least = self.settings.routes.get(alert.level, Pri.ROOT)
             users = [u for u in directory if u.pri <= least]
             return users, [r for r in rooms if r.receives(alert.level)], []
-        users, chosen, unknown = [], [], []
-        for name in dict.fromkeys(alert.recipients):  # each once, in order
-            if name.startswith(PREFIX):
-                room_id = name[len(PREFIX) :]
-                try:
-                    check_room_id(room_id)
-                except InvalidRoom:
-                    unknown.append(name)
-                    continue
-                room = find_room(list(rooms), room_id) or Room(room_id, alert.level)
-                if room not in chosen:
-                    chosen.append(room)
-            elif (user := directory.by_name(name)) is not None:
-                if user not in users:
-                    users.append(user)
-            else:
-                unknown.append(name)
-        return users, chosen, unknown
+        return named_recipients(alert.recipients, directory, rooms, alert.level)
 
     def route(self, alert: Alert) -> dict[str, Any]:
         """Hooks → inhibition → silences → de-duplication → routes → mutes → outbox.
@@ -327,8 +324,10 @@ class AlertRouter(ChatControls):
             else:
                 (muted if self.mutes.get(user.name, 0) > now else to).append(user.name)
         kind, priority = f"alert:{alert.level}", PRIORITY[alert.level]
-        for recipient in [*to, *(room.recipient for room in rooms)]:
+        recipients = [*to, *(room.recipient for room in rooms)]
+        for recipient in recipients:
             self.writer.put(recipient, text, kind, priority)
+        self._puts += len(recipients)
         state = "delivered" if to or rooms else "no recipients"
         outcome: dict[str, Any] = {"state": state, "to": to}
         if rooms:

@@ -338,3 +338,51 @@ def test_alerts_stored_by_this_process_and_taken_in_memory_are_routed_once(tmp_p
             assert not bot.app.router._taken
 
     run(go())
+
+
+def test_a_routing_round_ends_at_its_message_budget_and_the_next_goes_on(tmp_path, monkeypatch):
+    """A round of the router task puts at most about ``ROUND_MESSAGES`` messages (the alert
+    that crosses it goes whole), so each commit stays short; the rest, raised in process or
+    stored by another process, is routed in the next rounds: every alert once, in order."""
+    from lcbot import router as router_module
+    from lcbot.alerts import make_alert
+    from lcbot.db import alerts as sql
+    from lcbot.db import transaction
+
+    monkeypatch.setattr(router_module, "ROUND_MESSAGES", 5)
+
+    async def go():
+        async with running_bot(tmp_path) as bot:
+            router = bot.app.router
+            rounds = []
+            route_pending = router.route_pending
+
+            def counted(limit=None):
+                routed = route_pending(limit)
+                rounds.append(router._puts)
+                return routed
+
+            router.route_pending = counted
+            with transaction(bot.app.db.conn):  # as `lcbot alert` stores them
+                sql.insert_new(
+                    bot.app.db.conn, [make_alert(f"stored {i}", "critical") for i in range(6)]
+                )
+            raiser = bot.app.bot("test")
+            for i in range(10):  # submitted together: a single round without the budget
+                raiser.alert(f"raised {i}", level="critical", key=f"k{i}")
+            router.waker.wake()  # the stored ones too
+            for _ in range(500):  # the router task's rounds (``settle`` would route the rest)
+                if sum(rounds) == 16 * len(EVERYONE):
+                    break
+                await asyncio.sleep(0.01)
+            await bot.settle()
+            expected = [f"CRITICAL raised {i}" for i in range(10)]
+            for user in EVERYONE:  # the stored ones and the raised ones, each in order
+                lines = bot.lines(user)
+                assert [t for t in lines if "raised" in t] == expected
+                assert sorted(t for t in lines if "stored" in t) == [
+                    f"CRITICAL stored {i}" for i in range(6)
+                ]
+            assert max(rounds) <= 5 + len(EVERYONE) - 1 and len([r for r in rounds if r]) >= 8
+
+    run(go())

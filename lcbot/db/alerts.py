@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from lcbot.db.rows import insert_rows
+
 ALERT_COLUMNS = "id, created, text, level, title, key, resolved, source, labels"
 
 
@@ -73,10 +75,11 @@ def take_grouped(db: sqlite3.Connection) -> list[tuple]:
     ).fetchall()
 
 
-_INSERT_ROUTED = (
+_INSERT_ROUTED_HEAD = (
     "INSERT INTO alerts (created, text, level, title, key, resolved, source, state, outcome, "
-    "labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "labels)"
 )
+_INSERT_ROUTED = f"{_INSERT_ROUTED_HEAD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _outcome_json(outcome: dict[str, Any]) -> str:
@@ -111,7 +114,7 @@ def insert_routed(db: sqlite3.Connection, alert: Any) -> int:
 def insert_routed_many(db: sqlite3.Connection, alerts: list[Any]) -> list[int]:
     """``insert_routed`` for many alerts in one ``executemany``; returns their ids, in order
     (consecutive: the caller's transaction holds the write lock, ids only grow)."""
-    db.executemany(_INSERT_ROUTED, [_routed_row(a) for a in alerts])
+    insert_rows(db, _INSERT_ROUTED_HEAD, [_routed_row(a) for a in alerts])
     last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
     return list(range(last - len(alerts) + 1, last + 1))
 
@@ -134,7 +137,7 @@ def write_keys(
     db: sqlite3.Connection, saved: list[tuple[str, float, int, float | None]], gone: list[str]
 ) -> None:
     """De-duplication keys as they are now: ``saved`` rows stored, ``gone`` keys deleted."""
-    db.executemany("INSERT OR REPLACE INTO alert_keys VALUES (?, ?, ?, ?)", saved)
+    insert_rows(db, "INSERT OR REPLACE INTO alert_keys", saved)
     db.executemany("DELETE FROM alert_keys WHERE key = ?", [(k,) for k in gone])
 
 

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from lcbot.db.batches import delete_before
+from lcbot.db.rows import insert_rows
 
 COLUMNS = (
     "at",
@@ -22,7 +23,8 @@ COLUMNS = (
 )
 Row = tuple[Any, ...]  # the values of COLUMNS, in that order
 
-_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_HEAD = f"INSERT INTO audit ({', '.join(COLUMNS)})"
+_INSERT = f"{_HEAD} VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def insert(db: sqlite3.Connection, row: Row) -> None:
@@ -31,8 +33,8 @@ def insert(db: sqlite3.Connection, row: Row) -> None:
 
 
 def _insert_many(db: sqlite3.Connection, calls: list[tuple[Row]]) -> None:
-    """Store the rows of consecutive ``insert`` calls in one ``executemany``."""
-    db.executemany(_INSERT, [row for (row,) in calls])
+    """Store the rows of consecutive ``insert`` calls in few statements."""
+    insert_rows(db, _HEAD, [row for (row,) in calls])
 
 
 insert.many = _insert_many  # type: ignore[attr-defined]  # lcbot.message.run_ops

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from typing import Any
+
+from lcbot.db.rows import in_chunks, values
 
 COLUMNS = (
     "id, ident, level, title, text, labels, recipients, first_seen, last_seen, "
@@ -39,8 +42,15 @@ def save(db: sqlite3.Connection, f: Any) -> None:
 
 def touch(db: sqlite3.Connection, seen: list[tuple[int, float]]) -> None:
     """Firing alerts seen again (de-duplicated): only ``last_seen`` changes, never back."""
-    db.executemany(
-        "UPDATE firing SET last_seen = max(last_seen, ?) WHERE id = ?", [(t, i) for i, t in seen]
+    in_chunks(db, _touch, seen)
+
+
+@lru_cache(maxsize=16)
+def _touch(width: int, size: int) -> str:
+    return (
+        f"WITH seen(id, at) AS (VALUES {values(width, size)}) UPDATE firing SET last_seen = "
+        "max(last_seen, (SELECT at FROM seen WHERE seen.id = firing.id)) "
+        "WHERE id IN (SELECT id FROM seen)"
     )
 
 

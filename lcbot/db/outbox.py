@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from lcbot.db.rows import insert_rows
+
 STATES = ("pending", "sent", "dead", "retry")
 COLUMNS = "id, recipient, text, kind, attempts, created, priority, parts_sent, file, file_size"
 LIST_COLUMNS = (
@@ -106,9 +108,9 @@ def last_sent_at(db: sqlite3.Connection) -> float | None:
 
 
 def insert(db: sqlite3.Connection, messages: Iterable[Any]) -> None:
-    db.executemany(
-        "INSERT INTO outbox (id, recipient, text, kind, created, priority, file, file_size) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_rows(
+        db,
+        "INSERT INTO outbox (id, recipient, text, kind, created, priority, file, file_size)",
         [
             (m.id, m.recipient, m.text, m.kind, m.created, m.priority, m.file, m.file_size)
             for m in messages

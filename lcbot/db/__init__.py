@@ -13,6 +13,9 @@ a module per table group, behind named functions:
 * ``lcbot.db.holds``: recipients a gated transport makes wait;
 * ``lcbot.db.audit``: the audit log of command invocations.
 
+``lcbot.db.rows`` writes many rows in few statements; ``lcbot.db.checkpoint`` checkpoints
+the running bot's WAL from a thread, so its event loop's commits never do.
+
 Waiting on another process's write lock is bounded: the running bot's own connection
 gives up after ``LOOP_BUSY_TIMEOUT`` (the caller retries later), so the event loop never
 stalls behind a CLI command or a backup holding ``BEGIN IMMEDIATE``.
@@ -38,6 +41,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from lcbot.db.checkpoint import LOOP_AUTOCHECKPOINT, Checkpointer
 from lcbot.db.migrations import migrate
 from lcbot.errors import ConfigError, LcbotError
 
@@ -287,10 +291,15 @@ class Database:
         self.conn: sqlite3.Connection | None = None
         self._worker: sqlite3.Connection | None = None
         self._worker_lock = threading.Lock()
+        self.checkpointer: Checkpointer | None = None
 
     def open(self) -> sqlite3.Connection:
-        """The event loop's connection; the whole file is checked first (``Damaged``)."""
+        """The event loop's connection; the whole file is checked first (``Damaged``). Its
+        WAL is checkpointed by a thread (``lcbot.db.checkpoint``), not by its commits."""
         self.conn = connect(self.path, busy_timeout=LOOP_BUSY_TIMEOUT, verify=True)
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {LOOP_AUTOCHECKPOINT}")
+        self.checkpointer = Checkpointer(self.path)
+        self.checkpointer.start()
         return self.conn
 
     @contextlib.contextmanager
@@ -303,6 +312,9 @@ class Database:
             yield self._worker
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         with self._worker_lock:
             for db in (self.conn, self._worker):
                 if db is not None:

@@ -90,6 +90,8 @@ _BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # controls, forma
 def is_blank(text: str) -> bool:
     """True when ``text`` shows nothing: only whitespace, control and format characters
     (U+200B, U+FEFF, …) and the few other invisible ones."""
+    if text and "!" <= text[0] <= "~":  # the usual case: a visible ASCII character first
+        return False
     category = unicodedata.category
     return all(ch.isspace() or ch in _INVISIBLE or category(ch) in _BLANK_CATEGORIES for ch in text)
 

@@ -63,7 +63,9 @@ def _guard(fn: Any, plugin: str, hook: str, opts: dict[str, Any], reports: Repor
     params = list(inspect.signature(fn).parameters)
     views = [i for i, n in enumerate(params) if n in VIEWS]
 
-    def own(args: tuple) -> list:
+    def own(args: tuple) -> tuple | list:
+        if not views:  # no per-plugin view to hand out: the arguments as they are
+            return args
         args_list = list(args)
         for i in views:
             if i < len(args_list):

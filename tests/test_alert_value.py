@@ -9,7 +9,7 @@ import json
 import aiohttp
 import pytest
 
-from lcbot.alerts import MAX_TEXT, MAX_TITLE, InvalidAlert, make_alert
+from lcbot.alerts import MAX_TEXT, MAX_TITLE, InvalidAlert, is_blank, make_alert
 from lcbot.testing import running_bot
 from tests.procs import db_path, lcbot, make_project
 
@@ -32,6 +32,23 @@ def test_make_alert_names_the_field(name, fields, field):
         make_alert(**fields)
     assert caught.value.field == field
     assert isinstance(caught.value, ValueError)  # plugins may catch ValueError
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", True),
+        (" \t\n", True),
+        ("\u200b\ufeff\u3164\u2800", True),  # zero-width, BOM, Hangul filler, blank Braille
+        ("\u3164x", False),
+        ("!", False),
+        ("~\u200b", False),
+        ("磁盘满了", False),
+        ("\u200bdisk", False),
+    ],
+)
+def test_is_blank_sees_only_invisible_text(text, blank):
+    assert is_blank(text) is blank
 
 
 def test_the_limits_themselves_are_accepted():

@@ -212,6 +212,8 @@ class Runner:
                 raise
             raise HandlerFailed("CancelledError raised by the handler") from None
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit
+            if self.closing and isinstance(exc, GeneratorExit):
+                raise  # Python closes a coroutine that the stop left behind: silent
             raise HandlerFailed.of(exc) from exc
 
     def _failed(self, invocation: Invocation, reply_to: str, exc: Exception) -> None:

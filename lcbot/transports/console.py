@@ -58,6 +58,8 @@ class ConsoleTransport(Transport):
 
         self.console = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()  # a task only the loop holds may be
+        # garbage-collected while it runs (its command closed half-way, "Task was destroyed")
 
     async def start(self, on_message: OnMessage) -> None:
         if self.hint:
@@ -83,13 +85,12 @@ class ConsoleTransport(Transport):
 
         threading.Thread(target=reader, name="lcbot-stdin", daemon=True).start()
         interactive = self.stdin.isatty()
-        running: set[asyncio.Task[None]] = set()
         try:
             while (line := await queue.get()) is not None:
                 incoming = self.incoming(line.rstrip("\r\n"))
                 task = asyncio.create_task(on_message(incoming))
-                running.add(task)
-                task.add_done_callback(running.discard)
+                self._running.add(task)  # held until done, after the input ended too
+                task.add_done_callback(self._running.discard)
                 if not interactive:  # scripts see answers in order, unless a command is slow
                     await asyncio.wait({task}, timeout=PIPED_PATIENCE)
         finally:

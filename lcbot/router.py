@@ -27,9 +27,8 @@ from typing import Any, Protocol
 
 from lcbot.alerts import PRIORITY, Alert, AlertSettings, alert_from_row
 from lcbot.asyncutil import Waker, background, poll_loop
-from lcbot.db import Busy, Database, transaction
+from lcbot.db import Database
 from lcbot.db import alerts as sql
-from lcbot.db import firing as firing_sql
 from lcbot.escalation import Escalator
 from lcbot.firing import Firing
 from lcbot.grouping import Grouper, flush
@@ -39,7 +38,7 @@ from lcbot.oncall import put_first
 from lcbot.rooms import Room, named_recipients
 from lcbot.router_controls import ChatControls
 from lcbot.schema import LEVELS
-from lcbot.silencing import KEEP_ENDED, LabelSilences, delete_ended
+from lcbot.silencing import LabelSilences
 from lcbot.text import clean_text
 from lcbot.users import Directory, Pri, User
 
@@ -49,6 +48,8 @@ POLL = 0.5  # seconds between looks for alerts stored by other processes
 BATCH = 5000  # stored alerts taken per look
 ROUND = 200  # submitted alerts the router task routes per round (the loop goes on between)
 ROUND_MESSAGES = 250  # messages a round puts at most (so a commit stays short): then it ends
+MAX_WAITING = 1000  # alerts submitted and not routed yet past which another thread waits…
+MAX_WAIT = 1.0  # …at most this long (seconds), then its alert joins anyway
 
 
 class Writer(Protocol):
@@ -100,6 +101,8 @@ class AlertRouter(ChatControls):
         self._submitted: deque[Alert] = deque()
         self._expire_after: int | None = None  # where retention goes on (an alert id)
         self._lock = threading.Lock()  # the submitted alerts
+        self._room = threading.Condition(self._lock)  # ``submit`` waits on it past MAX_WAITING
+        self._loop_thread: int | None = None  # whose submits never wait
         self._controls = threading.Lock()  # silences and mutes
         self._keys_lock = threading.Lock()  # de-duplication keys dropped from other threads
         self._dirty_keys: set[str] = set()  # keys changed this round, written at its end
@@ -125,8 +128,12 @@ class AlertRouter(ChatControls):
     # --- taking alerts ----------------------------------------------------------------------
 
     def submit(self, alert: Alert) -> Alert:
-        """Route ``alert`` (built by ``make_alert``) soon; safe from any thread."""
+        """Route ``alert`` (built by ``make_alert``) soon; safe from any thread. A thread
+        other than the loop's waits (at most ``MAX_WAIT``) while ``MAX_WAITING`` alerts wait
+        to be routed: a producer faster than routing is slowed down, not queued without end."""
         with self._lock:
+            if len(self._submitted) >= MAX_WAITING and threading.get_ident() != self._loop_thread:
+                self._room.wait_for(lambda: len(self._submitted) < MAX_WAITING, MAX_WAIT)
             first = not self._submitted
             self._submitted.append(alert)
         if first:  # once per batch: the router takes every alert submitted until it swaps
@@ -146,6 +153,7 @@ class AlertRouter(ChatControls):
                 batch = deque(batch.popleft() for _ in range(limit))
             else:
                 self._submitted = deque()
+            self._room.notify_all()
         self._puts, count = 0, 0
         while batch and not self._full(limit):
             self._route_safely(batch.popleft())
@@ -345,38 +353,6 @@ class AlertRouter(ChatControls):
         self.keys[key] = (last_sent, repeats, since)
         self._dirty_keys.add(key)  # on the loop only; written at the round's end
 
-    # --- retention --------------------------------------------------------------------------
-
-    def expire(self, now: float, limit: int) -> tuple[int, bool]:
-        """Forget old history: routed alerts older than ``keep`` (looking at ``limit``
-        rows), de-duplication keys past their repeat interval, ended silences and mutes.
-        Returns (alerts deleted, whether more may be left)."""
-        quiet_before = now - self.settings.repeat_interval
-        any_before = now - self.settings.keep
-        keys_before = min(any_before, quiet_before)  # never within a key's repeat interval
-        for key, (last_sent, repeats, _) in list(self.keys.items()):
-            if last_sent < keys_before or (repeats == 0 and last_sent < quiet_before):
-                del self.keys[key]
-        with self._controls:  # chat commands change these from handler threads
-            for ended in [k for k, (until, _) in self.silences.items() if until <= now]:
-                del self.silences[ended]
-            for ended in [u for u, until in self.mutes.items() if until <= now]:
-                del self.mutes[ended]
-        conn = self.db.conn
-        assert conn is not None
-        try:
-            with transaction(conn):
-                sql.expire_keys(conn, quiet_before, keys_before)
-                sql.expire_silences_and_mutes(conn, now)
-                delete_ended(conn, now - KEEP_ENDED)
-                firing_sql.expire(conn, any_before)
-                deleted, self._expire_after = sql.delete_old(
-                    conn, any_before, limit, self._expire_after or 0
-                )
-        except Busy:
-            return 0, False
-        return deleted, self._expire_after is not None
-
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -386,6 +362,7 @@ class AlertRouter(ChatControls):
     async def running(self) -> AsyncIterator[asyncio.Task[None]]:
         """Route while the bot runs; at a clean stop, route what was raised so far."""
         self.waker.bind()
+        self._loop_thread = threading.get_ident()
         self.open()
         self.waker.wake()  # alerts stored while the bot was stopped go out now
         async with (

@@ -282,9 +282,12 @@ class PluginHost:
 
     def on_alert(self, alert: Any) -> bool:
         """Run the ``on_alert`` hooks; False when one suppresses the alert."""
+        hook = self.pm.hook.on_alert
+        if not hook.get_hookimpls():  # the usual case: nothing to call, nothing to restore
+            return True
         saved = snapshot("on_alert", (alert,))
         try:
-            return False not in self.pm.hook.on_alert(alert=alert)
+            return False not in hook(alert=alert)
         except Exception:
             log.exception("the on_alert hooks could not be called; the alert goes on unchanged")
             alert.__dict__.update(saved)

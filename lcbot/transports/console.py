@@ -58,8 +58,9 @@ class ConsoleTransport(Transport):
 
         self.console = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
         self._task: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()  # a task only the loop holds may be
+        # the commands running, held until done: a task only the loop refers to may be
         # garbage-collected while it runs (its command closed half-way, "Task was destroyed")
+        self._running: set[asyncio.Task[None]] = set()
 
     async def start(self, on_message: OnMessage) -> None:
         if self.hint:

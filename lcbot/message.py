@@ -75,7 +75,7 @@ class Writes:
         return bool(self.new or self.sent or self.failed or self.parts or self.ops)
 
     def write(self, conn: sqlite3.Connection, now: float) -> None:
-        if self.new:  # (an empty executemany still prepares its statement)
+        if self.new:
             sql.insert(conn, self.new)
         run_ops(conn, self.ops)
         if self.parts:
@@ -108,7 +108,7 @@ class Writes:
 
 def run_ops(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> None:
     """Run recorded writes in order; a run of the same op that offers ``op.many(conn,
-    [args, …])`` (one ``executemany``: an audit row per command) goes as one call."""
+    [args, …])`` (few multi-row statements: an audit row per command) goes as one call."""
     i = 0
     while i < len(ops):
         op, args = ops[i]

@@ -214,6 +214,11 @@ MIGRATIONS = [
     );
     CREATE INDEX audit_at ON audit (at);
     """,
+    # 14: no ``outbox_pending`` (id) index: every pending query is by recipient and uses
+    # ``outbox_pending_to``; each sent mark then updates one index fewer (about 30 % of it)
+    """
+    DROP INDEX IF EXISTS outbox_pending;
+    """,
 ]
 
 

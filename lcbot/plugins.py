@@ -283,8 +283,15 @@ class PluginHost:
     def on_alert(self, alert: Any) -> bool:
         """Run the ``on_alert`` hooks; False when one suppresses the alert."""
         hook = self.pm.hook.on_alert
-        if not hook.get_hookimpls():  # the usual case: nothing to call, nothing to restore
+        impls = hook.get_hookimpls()
+        if not impls:  # the usual case: nothing to call, nothing to restore
             return True
+        if not any(impl.wrapper or impl.hookwrapper for impl in impls):
+            # plain guards only: each catches (and restores) its own failure, so call them
+            # in pluggy's order without pluggy's call machinery or a second snapshot
+            kwargs = {"alert": alert}
+            results = [impl.function(*[kwargs[a] for a in impl.argnames]) for impl in impls[::-1]]
+            return False not in results
         saved = snapshot("on_alert", (alert,))
         try:
             return False not in hook(alert=alert)

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from lcbot import CmdType, Pri, Setting, hookimpl
+from lcbot.alerts import make_alert
 from lcbot.errors import ConfigError
+from lcbot.plugins import PluginHost
 from lcbot.testing import Harness, running_bot
 from tests.procs import REPO, lcbot, make_project
 
@@ -340,3 +342,53 @@ def test_lcbot_startup_may_not_take_the_old_app_argument(tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert '"status": "failed"' in listed.stdout and "app" in listed.stdout
     assert Path(old_style / "lcbot.toml").exists()
+
+
+class Vote:
+    """An on_alert implementation returning ``answer`` (False suppresses)."""
+
+    def __init__(self, name: str, answer, calls: list[str]) -> None:
+        self.__name__ = name
+
+        @hookimpl
+        def on_alert(alert):
+            calls.append(name)
+            return answer
+
+        self.on_alert = on_alert
+
+
+class Watcher:
+    """A wrapper around on_alert: it sees the other implementations' results."""
+
+    __name__ = "watcher"
+
+    def __init__(self) -> None:
+        self.seen: list[list] = []
+
+    @hookimpl(wrapper=True)
+    def on_alert(self, alert):
+        results = yield
+        self.seen.append(list(results))
+        return results
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain hooks", "with a wrapper"])
+@pytest.mark.parametrize(
+    ("answers", "passed"),
+    [((None, None), True), ((None, False), False), ((False, None), False), ((0, True), False)],
+)
+def test_on_alert_answers_what_pluggy_answers_with_or_without_a_wrapper(answers, passed, wrapped):
+    """Plain hooks are called without pluggy's machinery: same order, every hook called, the
+    same answer (a result equal to False suppresses) as through pluggy with a wrapper."""
+    calls: list[str] = []
+    host = PluginHost()
+    for i, answer in enumerate(answers):
+        host.register(Vote(f"v{i}", answer, calls), f"v{i}")
+    watcher = Watcher()
+    if wrapped:
+        host.register(watcher, "watcher")
+    assert host.on_alert(make_alert("x", "warning")) is passed
+    assert calls == ["v1", "v0"]  # the last registered first, as pluggy calls them
+    if wrapped:
+        assert watcher.seen == [[a for a in reversed(answers) if a is not None]]

@@ -57,7 +57,9 @@ def sqlite_rows(n: int, batch: int, path: Path) -> float:
         " state TEXT DEFAULT 'pending', attempts INTEGER DEFAULT 0, created REAL,"
         " priority INTEGER DEFAULT 0, file TEXT, file_size INTEGER DEFAULT 0, sent_at REAL)"
     )
-    db.execute("CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending'")
+    db.execute(  # lcbot's one pending index
+        "CREATE INDEX outbox_pending_to ON outbox (recipient, priority, id) WHERE state = 'pending'"
+    )
     cpu, next_id = time.process_time(), 1
     for start in range(0, n, batch):
         rows = [
